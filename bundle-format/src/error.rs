@@ -1,0 +1,52 @@
+//! The crate's error type. Variants are named for the operation or check that failed and keep
+//! their source; messages are lowercase and name the part of the bundle concerned.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::container::LayoutError;
+use crate::digest::Digest;
+use crate::manifest::ManifestError;
+use crate::sign::KeyError;
+use crate::toc::TocError;
+
+/// Everything reading, writing or verifying a bundle can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("cannot open {path}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("cannot read {what}")]
+    Read { what: String, source: io::Error },
+    #[error("cannot write {path}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("not a capsa bundle, or its end is damaged")]
+    NotABundle(#[source] LayoutError),
+    #[error("damaged {part}")]
+    Layout { part: &'static str, source: LayoutError },
+    #[error("damaged {part}: {problem}")]
+    Damaged { part: String, problem: String },
+    #[error("invalid manifest")]
+    Manifest(#[from] ManifestError),
+    #[error("{part} is damaged: sha256 {actual} does not match the expected {expected}")]
+    DigestMismatch { part: String, expected: Digest, actual: Digest },
+    #[error("{layer}: invalid table of contents")]
+    Toc { layer: String, source: TocError },
+    #[error("{layer}: entry {entry}: {problem}")]
+    Entry { layer: String, entry: String, problem: String },
+    #[error("{0}")]
+    Signature(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot extract {path}")]
+    Extract { path: PathBuf, source: io::Error },
+    #[error("{0}")]
+    Compose(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn read_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Read { what, source }
+}

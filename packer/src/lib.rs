@@ -1,0 +1,20 @@
+//! Capsa's packer: reads a recipe, captures the app with the ELF closure of its binaries (the
+//! dynamic loader's real search order, resolved in pure Rust without running anything), splits
+//! what it captured into `libc`, `deps` and `app` layers, and writes a reproducible bundle.
+//! No unsafe code.
+
+#![forbid(unsafe_code)]
+
+pub mod capture;
+pub mod closure;
+pub mod elf;
+pub mod error;
+pub mod layers;
+pub mod ldcache;
+pub mod pack;
+pub mod recipe;
+pub mod resolve;
+
+pub use error::PackError;
+pub use pack::{pack, NoProgress, PackOptions, Packed, Progress, Report};
+pub use recipe::Recipe;

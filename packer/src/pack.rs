@@ -1,0 +1,251 @@
+//! `pack`: recipe → capture set → closure → layer plans → layer blobs → manifest → bundle file.
+//! Layer blobs are streamed into temporary files beside the output (never held in memory)
+//! and the bundle is renamed into place only when complete.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use bundle_format::layer::compress_meta;
+use bundle_format::manifest::{Desktop, LAYER_MEDIA_TYPE, SCHEMA};
+use bundle_format::{canonical, BlobData, BlobRef, BundlePath, Compression, Digest, Layer, LayerRole, LayerWriter, Manifest, Requires, SecretKey};
+use serde::Serialize;
+
+use crate::capture::{CaptureSet, ItemKind};
+use crate::closure::Closure;
+use crate::error::PackError;
+use crate::layers::{file_role, plan, Planned};
+use crate::ldcache::LdCache;
+use crate::recipe::Recipe;
+
+/// Options beyond the recipe.
+pub struct PackOptions {
+    /// Output file; default `<id>-<version>.capsa` in the current directory.
+    pub output: Option<PathBuf>,
+    pub compression: Compression,
+    pub sign: Vec<SecretKey>,
+    /// Accept every unresolved library.
+    pub allow_missing: bool,
+    /// `SOURCE_DATE_EPOCH`: the manifest's `created` and the newest mtime stored.
+    pub source_date_epoch: Option<u64>,
+    /// Written into the manifest's `generator`.
+    pub generator: String,
+}
+
+/// Receives progress while packing (bytes of file content written).
+pub trait Progress {
+    fn start(&mut self, _total_bytes: u64) {}
+    fn advance(&mut self, _bytes: u64) {}
+    fn finish(&mut self) {}
+}
+
+/// A progress sink that ignores everything.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// One line of the capture report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportEntry {
+    pub path: String,
+    pub layer: &'static str,
+    pub reasons: Vec<String>,
+}
+
+/// Why each file is in, and what was noticed on the way (stored in the bundle).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub files: Vec<ReportEntry>,
+    pub warnings: Vec<String>,
+    pub allowed_missing: Vec<String>,
+}
+
+/// The result of a pack.
+pub struct Packed {
+    pub path: PathBuf,
+    pub manifest: Manifest,
+    pub manifest_digest: Digest,
+    pub report: Report,
+    pub file_size: u64,
+}
+
+fn arch_of(facts: &crate::closure::ClosureFacts) -> Result<String, PackError> {
+    let mut arches: Vec<&str> = facts.kinds.iter().filter_map(|k| k.arch()).collect();
+    arches.sort_unstable();
+    arches.dedup();
+    match arches.as_slice() {
+        [] => Ok(std::env::consts::ARCH.to_owned()),
+        [one] => Ok((*one).to_owned()),
+        many => Err(PackError::MixedArch(many.join(", "))),
+    }
+}
+
+/// Captures everything the recipe asks for, with the closure.
+pub fn capture(recipe: &Recipe, allow_missing: bool) -> Result<(CaptureSet, crate::closure::ClosureFacts), PackError> {
+    let mut set = CaptureSet::new(&recipe.capture.exclude)?;
+    for b in &recipe.capture.binaries {
+        let real = set.add_path(Path::new(b), LayerRole::App, "recipe binary")?;
+        if !crate::capture::looks_like_elf(&real) {
+            return Err(PackError::Capture { path: b.into(), problem: "is not an ELF program (list scripts under capture.paths)".into() });
+        }
+        set.enqueue(&real, Vec::new(), true);
+    }
+    for p in &recipe.capture.paths {
+        let reason = format!("listed path {p}");
+        let real = set.add_path(Path::new(p), LayerRole::App, &reason)?;
+        if real.is_dir() {
+            set.add_tree(&real, LayerRole::App, &reason)?;
+        } else {
+            set.enqueue(&real, Vec::new(), false);
+        }
+    }
+    for (dst, src) in &recipe.capture.files {
+        let source = recipe.host_path(src);
+        set.add_file(Path::new(dst), &source, LayerRole::App, &format!("recipe file from {}", source.display()))?;
+        if crate::capture::looks_like_elf(&source) {
+            set.queue.push_back(crate::capture::Pending { path: dst.into(), source, inherited_rpath: Vec::new(), required: true });
+        }
+    }
+    let cache = LdCache::load(Path::new("/etc/ld.so.cache"))?;
+    let library_path: Vec<PathBuf> = recipe.app.env.get("LD_LIBRARY_PATH").map(|v| v.split(':').filter(|s| s.starts_with('/')).map(PathBuf::from).collect()).unwrap_or_default();
+    let facts = {
+        let mut closure = Closure::new(&mut set, cache, library_path, &recipe.capture.allow_missing, allow_missing);
+        closure.run()?;
+        closure.facts
+    };
+    if !facts.unresolved.is_empty() {
+        return Err(PackError::Unresolved(facts.unresolved));
+    }
+    Ok((set, facts))
+}
+
+/// Packs the app described by `recipe`.
+pub fn pack(recipe: &Recipe, opts: &PackOptions, progress: &mut dyn Progress) -> Result<Packed, PackError> {
+    let (set, facts) = capture(recipe, opts.allow_missing)?;
+    let in_bundle = |p: &str| BundlePath::from_host(Path::new(p)).ok().and_then(|k| set.items.get(&k));
+    let command = &recipe.app.command[0];
+    if !in_bundle(command).is_some_and(|i| !matches!(i.kind, ItemKind::Dir)) {
+        return Err(PackError::CommandNotCaptured(command.clone()));
+    }
+    let icon = recipe.desktop.as_ref().and_then(|d| d.icon.clone());
+    if let Some(icon) = &icon {
+        if !in_bundle(icon).is_some_and(|i| matches!(i.kind, ItemKind::File { .. })) {
+            return Err(PackError::IconNotCaptured(icon.clone()));
+        }
+    }
+    let plans = plan(&set.items)?;
+    let out = opts.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}-{}.capsa", recipe.app.id, recipe.app.version)));
+    let out_dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let tmp = tempfile::Builder::new().prefix(".capsa-pack-").tempdir_in(&out_dir).map_err(PackError::Temp)?;
+    let created = opts.source_date_epoch.unwrap_or(0);
+    progress.start(plans.iter().map(|p| p.content_size()).sum());
+
+    let mut layers = Vec::new();
+    let mut blobs: Vec<(Digest, BlobData)> = Vec::new();
+    for lp in &plans {
+        let name = lp.role.as_str();
+        let werr = |source| PackError::WriteLayer { layer: name, source };
+        let blob_path = tmp.path().join(format!("{name}.tar.zst"));
+        let file = File::create(&blob_path).map_err(werr)?;
+        let mut w = LayerWriter::new(file, opts.compression, created).map_err(werr)?;
+        for (path, entry) in &lp.entries {
+            match entry {
+                Planned::Dir => w.add_dir(path).map_err(werr)?,
+                Planned::Symlink { target } => w.add_symlink(path, target).map_err(werr)?,
+                Planned::Hardlink { target } => w.add_hardlink(path, target).map_err(werr)?,
+                Planned::File { source, executable, size, mtime } => {
+                    let f = File::open(source).map_err(|source_err| PackError::ReadSource { path: source.clone(), source: source_err })?;
+                    let mtime = opts.source_date_epoch.map_or(*mtime, |sde| (*mtime).min(sde));
+                    w.add_file_at(path, *executable, mtime, *size, f).map_err(|e| PackError::ReadSource { path: source.clone(), source: e })?;
+                    progress.advance(*size);
+                }
+            }
+        }
+        let (file, stats, toc) = w.finish()?;
+        file.sync_all().map_err(werr)?;
+        let toc_bytes = compress_meta(&canonical::to_vec(&toc).map_err(|e| bundle_format::Error::Compose(e.to_string()))?);
+        let toc_ref = BlobRef { digest: Digest::of(&toc_bytes), size: toc_bytes.len() as u64 };
+        blobs.push((toc_ref.digest, BlobData::Bytes(toc_bytes)));
+        blobs.push((stats.digest, BlobData::File(blob_path)));
+        layers.push(Layer {
+            role: lp.role,
+            media_type: LAYER_MEDIA_TYPE.into(),
+            digest: stats.digest,
+            size: stats.size,
+            diff_id: stats.diff_id,
+            tar_size: stats.tar_size,
+            entries: toc.entries.len() as u64,
+            unpacked_size: toc.content_size(),
+            toc: toc_ref,
+        });
+    }
+
+    let report = Report {
+        files: set
+            .items
+            .iter()
+            .filter(|(_, i)| !matches!(i.kind, ItemKind::Dir))
+            .map(|(k, i)| ReportEntry {
+                path: k.to_string(),
+                layer: match i.kind {
+                    ItemKind::File { .. } => file_role(i).as_str(),
+                    _ => i.roles.iter().next().copied().unwrap_or(LayerRole::App).as_str(),
+                },
+                reasons: i.reasons.clone(),
+            })
+            .collect(),
+        warnings: set.warnings.clone(),
+        allowed_missing: facts.allowed_missing.clone(),
+    };
+    let report_bytes = compress_meta(&canonical::to_vec(&report).map_err(|e| bundle_format::Error::Compose(e.to_string()))?);
+    let report_ref = BlobRef { digest: Digest::of(&report_bytes), size: report_bytes.len() as u64 };
+    blobs.push((report_ref.digest, BlobData::Bytes(report_bytes)));
+
+    let manifest = Manifest {
+        schema: SCHEMA,
+        id: recipe.app.id.clone(),
+        name: recipe.app.name.clone(),
+        version: recipe.app.version.clone(),
+        arch: arch_of(&facts)?,
+        created,
+        command: recipe.app.command.clone(),
+        env: recipe.app.env.clone(),
+        workdir: recipe.app.workdir.clone(),
+        permissions: recipe.permissions()?,
+        desktop: recipe.desktop.as_ref().map(|d| Desktop {
+            name: d.name.clone(),
+            comment: d.comment.clone(),
+            icon: icon.as_deref().and_then(|i| BundlePath::from_host(Path::new(i)).ok()),
+            categories: d.categories.clone(),
+            mime_types: d.mime_types.clone(),
+            terminal: d.terminal,
+        }),
+        requires: Requires {
+            glibc: facts.max_glibc.as_ref().map(|v| v.trim_start_matches("GLIBC_").to_owned()),
+            kernel: facts.min_kernel.map(|(a, b, c)| format!("{a}.{b}.{c}")),
+            features: Vec::new(),
+        },
+        layers,
+        report: Some(report_ref),
+        generator: opts.generator.clone(),
+    };
+    let signatures = bundle_format::writer::sign_all(&manifest, &opts.sign)?;
+    bundle_format::write_bundle(&out, &manifest, &blobs, &signatures)?;
+    progress.finish();
+    let file_size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    let manifest_digest = Digest::of(&manifest.to_bytes().map_err(bundle_format::Error::from)?);
+    Ok(Packed { path: out, manifest, manifest_digest, report, file_size })
+}
+
+/// Environment helper: `SOURCE_DATE_EPOCH` as a number, if set and valid.
+pub fn source_date_epoch_from_env() -> Option<u64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
+}
+
+/// Groups report lines by layer (for `--explain`).
+pub fn report_by_layer(report: &Report) -> BTreeMap<&'static str, Vec<&ReportEntry>> {
+    let mut m: BTreeMap<&'static str, Vec<&ReportEntry>> = BTreeMap::new();
+    for e in &report.files {
+        m.entry(e.layer).or_default().push(e);
+    }
+    m
+}

@@ -1,0 +1,224 @@
+//! The recipe (`capsa.toml`): what to capture and how the app starts. Parsing is strict
+//! (unknown keys are errors) and every value is checked before any file is read, so a typo is
+//! reported with the recipe's name and the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bundle_format::manifest::{valid_mime_type, validate_app_id};
+use bundle_format::permissions::{Enforcement, Permission, Permissions};
+use serde::Deserialize;
+
+use crate::error::PackError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub app: App,
+    #[serde(default)]
+    pub capture: Capture,
+    #[serde(default)]
+    pub permissions: RecipePermissions,
+    #[serde(default)]
+    pub desktop: Option<RecipeDesktop>,
+    /// Directory of the recipe file; relative host paths are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub workdir: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Capture {
+    /// ELF programs: captured with their shared-library closure and the loader.
+    #[serde(default)]
+    pub binaries: Vec<String>,
+    /// Files or folders captured as they are, at the same path.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Globs of absolute paths left out of `paths`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Files placed at a chosen bundle path: `"/usr/bin/hello" = "build/hello"`.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    /// Sonames that may stay unresolved (the app copes without them).
+    #[serde(default)]
+    pub allow_missing: Vec<String>,
+}
+
+/// `network` is a boolean or a port list such as `"tcp:443,tcp:80"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum NetworkSetting {
+    All(bool),
+    Ports(String),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipePermissions {
+    #[serde(default)]
+    pub network: Option<NetworkSetting>,
+    #[serde(default)]
+    pub filesystem: Vec<String>,
+    #[serde(default)]
+    pub sockets: Vec<String>,
+    #[serde(default)]
+    pub devices: Vec<String>,
+    #[serde(default)]
+    pub landlock: Option<Enforcement>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RecipeDesktop {
+    pub name: Option<String>,
+    pub comment: Option<String>,
+    pub icon: Option<String>,
+    #[serde(default)]
+    pub categories: Vec<String>,
+    #[serde(default)]
+    pub mime_types: Vec<String>,
+    #[serde(default)]
+    pub terminal: bool,
+}
+
+impl Recipe {
+    /// Reads and checks the recipe at `path`.
+    pub fn load(path: &Path) -> Result<Self, PackError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PackError::ReadRecipe { path: path.into(), source })?;
+        let mut r: Recipe = toml::from_str(&text).map_err(|e| PackError::Recipe { path: path.into(), problem: e.to_string() })?;
+        let abs = std::path::absolute(path).map_err(|source| PackError::ReadRecipe { path: path.into(), source })?;
+        r.base_dir = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
+        r.file = path.into();
+        r.validate()?;
+        Ok(r)
+    }
+
+    fn bad(&self, problem: impl Into<String>) -> PackError {
+        PackError::Recipe { path: self.file.clone(), problem: problem.into() }
+    }
+
+    fn validate(&self) -> Result<(), PackError> {
+        validate_app_id(&self.app.id).map_err(|e| self.bad(format!("app.id: {e}")))?;
+        if !self.app.command.first().is_some_and(|c| c.starts_with('/')) {
+            return Err(self.bad("app.command: the first element must be an absolute path inside the bundle"));
+        }
+        if self.capture.binaries.is_empty() && self.capture.paths.is_empty() && self.capture.files.is_empty() {
+            return Err(self.bad("capture: nothing to capture (give binaries, paths or files)"));
+        }
+        for p in self.capture.binaries.iter().chain(&self.capture.paths) {
+            if !p.starts_with('/') {
+                return Err(self.bad(format!("capture: {p:?} is not an absolute path")));
+            }
+        }
+        for dst in self.capture.files.keys() {
+            if !dst.starts_with('/') {
+                return Err(self.bad(format!("capture.files: bundle path {dst:?} is not absolute")));
+            }
+        }
+        for g in &self.capture.exclude {
+            globset::Glob::new(g).map_err(|e| self.bad(format!("capture.exclude: {e}")))?;
+        }
+        self.permissions()?;
+        if let Some(d) = &self.desktop {
+            if let Some(m) = d.mime_types.iter().find(|m| !valid_mime_type(m)) {
+                return Err(self.bad(format!("desktop.mime-types: {m:?} is not a MIME type")));
+            }
+            if d.icon.as_ref().is_some_and(|i| !i.starts_with('/')) {
+                return Err(self.bad("desktop.icon: must be an absolute path inside the bundle"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The manifest permissions this recipe asks for.
+    pub fn permissions(&self) -> Result<Permissions, PackError> {
+        let p = &self.permissions;
+        let mut texts = Vec::new();
+        match &p.network {
+            None | Some(NetworkSetting::All(false)) => {}
+            Some(NetworkSetting::All(true)) => texts.push("network".to_owned()),
+            Some(NetworkSetting::Ports(s)) => texts.push(format!("network={s}")),
+        }
+        texts.extend(p.filesystem.iter().map(|f| format!("filesystem={f}")));
+        texts.extend(p.sockets.iter().map(|s| format!("socket={s}")));
+        texts.extend(p.devices.iter().map(|d| format!("device={d}")));
+        let grants = texts
+            .iter()
+            .map(|t| t.parse::<Permission>().map_err(|e| self.bad(format!("permissions: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut perms = Permissions { grants, landlock: p.landlock.unwrap_or_default() };
+        perms.normalize();
+        Ok(perms)
+    }
+
+    /// A host path from the recipe, resolved against the recipe's directory when relative.
+    pub fn host_path(&self, p: &str) -> PathBuf {
+        self.base_dir.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Recipe, PackError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("capsa.toml");
+        std::fs::write(&p, text).unwrap();
+        Recipe::load(&p)
+    }
+
+    const OK: &str = r#"
+[app]
+id = "org.example.Hello"
+name = "Hello"
+version = "1"
+command = ["/usr/bin/hello"]
+[capture]
+binaries = ["/usr/bin/hello"]
+[permissions]
+network = "tcp:443,tcp:80"
+sockets = ["x11"]
+"#;
+
+    #[test]
+    fn parses_and_maps_permissions() {
+        let r = load(OK).unwrap();
+        let texts: Vec<String> = r.permissions().unwrap().grants.iter().map(|g| g.to_string()).collect();
+        assert_eq!(texts, ["network=tcp:80,tcp:443", "socket=x11"]);
+    }
+
+    #[test]
+    fn refuses_bad_recipes_naming_the_problem() {
+        for (edit, want) in [
+            (OK.replace("org.example.Hello", "hello"), "app.id"),
+            (OK.replace("[\"/usr/bin/hello\"]\n[capture]", "[\"hello\"]\n[capture]"), "app.command"),
+            (OK.replace("sockets", "sokets"), "unknown field"),
+            (OK.replace("x11", "ssh"), "permissions"),
+            (OK.replace("binaries = [\"/usr/bin/hello\"]", "binaries = [\"usr/bin/hello\"]"), "not an absolute path"),
+            (format!("{OK}\n[desktop]\nmime-types = [\"text\"]\n"), "mime-types"),
+            ("[app\n".to_owned(), "capsa.toml"),
+        ] {
+            let e = load(&edit).unwrap_err().to_string();
+            assert!(e.contains(want) || e.contains("capsa.toml"), "{e} should mention {want}");
+            assert!(e.contains("capsa.toml"), "{e} should name the file");
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The command-line definition (clap derive). Doc comments here become `--help`, the man pages
+//! in `man/` and the shell completions, so keep them tidy.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Capsa: pack Linux apps with everything they need into one verifiable bundle, and run them
+/// sandboxed.
+#[derive(Debug, Parser)]
+#[command(name = "capsa", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Pack(PackArgs),
+    Inspect(InspectArgs),
+    Verify(VerifyArgs),
+    Extract(ExtractArgs),
+    Keygen(KeygenArgs),
+    Completions(CompletionsArgs),
+}
+
+/// Capture an app and its whole dependency closure into a bundle.
+///
+/// Reads a recipe (capsa.toml), captures the listed binaries with the shared libraries they
+/// need (following the dynamic loader's search order) and the loader itself, the listed files
+/// and folders, and writes a reproducible .capsa bundle: the same inputs give the same bytes.
+/// SOURCE_DATE_EPOCH, when set, is the bundle's creation time and clamps stored mtimes.
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// The recipe.
+    #[arg(default_value = "capsa.toml")]
+    pub recipe: PathBuf,
+    /// Output file [default: <id>-<version>.capsa].
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// zstd compression level (1-22).
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub level: i32,
+    /// Compression threads [default: all cores]; the output does not depend on it.
+    #[arg(long)]
+    pub threads: Option<u32>,
+    /// Sign the manifest with this secret key (from `capsa keygen`); may be repeated.
+    #[arg(long, value_name = "KEYFILE")]
+    pub sign: Vec<PathBuf>,
+    /// Accept shared libraries that cannot be found (the app may fail when it needs them).
+    #[arg(long)]
+    pub allow_missing: bool,
+    /// Print why each file is in the bundle.
+    #[arg(long)]
+    pub explain: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Show a bundle's manifest, layers, permissions and signature state.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    pub bundle: PathBuf,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+    /// List every file of every layer.
+    #[arg(long)]
+    pub files: bool,
+    /// Print the capture report: why each file is in the bundle.
+    #[arg(long)]
+    pub report: bool,
+}
+
+/// Check every byte of a bundle: layout, manifest, digests, layer contents, signatures.
+///
+/// Exits 0 when the bundle is sound; otherwise prints the first damaged part and exits 1.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    pub bundle: PathBuf,
+    /// Require a valid signature by this public key.
+    #[arg(long, value_name = "PUBFILE")]
+    pub key: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Extract a bundle's file tree into a directory, refusing hostile entries.
+///
+/// DIR must not exist or be empty. The tree is verified and written into a private staging
+/// directory, then renamed into place: on any error nothing is left behind.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    pub bundle: PathBuf,
+    pub dir: PathBuf,
+}
+
+/// Create an ed25519 signing key pair: NAME.key (mode 0600) and NAME.pub.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    pub name: PathBuf,
+}
+
+/// Print a shell completion script.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}

@@ -1,0 +1,103 @@
+//! `capsa inspect`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use bundle_format::{Bundle, EntryKind, SignatureState};
+
+use crate::cli::InspectArgs;
+use crate::output::size;
+
+fn signature_text(s: &SignatureState) -> String {
+    match s {
+        SignatureState::Unsigned => "unsigned".into(),
+        SignatureState::Untrusted { key_ids } => {
+            format!("signed by key {} (valid; not checked against a trusted key: use `capsa verify --key`)", key_ids.join(", "))
+        }
+        SignatureState::Trusted { key_id } => format!("signed by trusted key {key_id}"),
+    }
+}
+
+pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
+    let b = Bundle::open(&a.bundle).with_context(|| format!("cannot open bundle {}", a.bundle.display()))?;
+    let sig = b.check_signatures(None).with_context(|| format!("bad signature in {}", a.bundle.display()))?;
+    let m = b.manifest();
+    let tocs = if a.files { Some(b.tocs().with_context(|| format!("cannot read {}", a.bundle.display()))?) } else { None };
+    let report = if a.report { b.report().with_context(|| format!("cannot read the capture report of {}", a.bundle.display()))? } else { None };
+    if a.json {
+        let mut v = serde_json::json!({
+            "path": a.bundle,
+            "file_size": b.file_len(),
+            "stub_size": b.stub_len(),
+            "manifest_digest": b.manifest_digest().to_string(),
+            "manifest": m,
+            "signature": sig,
+        });
+        if let Some(tocs) = &tocs {
+            v["files"] = serde_json::to_value(tocs)?;
+        }
+        if let Some(r) = report {
+            v["report"] = r;
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} {} ({}): {}", m.id, m.version, m.arch, m.name);
+    println!("  manifest     {}", b.manifest_digest());
+    println!("  file         {} ({})", a.bundle.display(), size(b.file_len()));
+    println!("  command      {}", m.command.join(" "));
+    let grants: Vec<String> = m.permissions.grants.iter().map(|g| g.to_string()).collect();
+    println!("  permissions  {} (landlock {:?})", if grants.is_empty() { "none".into() } else { grants.join(", ") }, m.permissions.landlock);
+    let mut req = Vec::new();
+    if let Some(g) = &m.requires.glibc {
+        req.push(format!("GLIBC_{g} (bundled)"));
+    }
+    if let Some(k) = &m.requires.kernel {
+        req.push(format!("kernel >= {k}"));
+    }
+    println!("  requires     {}", if req.is_empty() { "-".into() } else { req.join(", ") });
+    if let Some(d) = &m.desktop {
+        println!("  desktop      {} mime types: {}", d.name.as_deref().unwrap_or(&m.name), if d.mime_types.is_empty() { "-".into() } else { d.mime_types.join(", ") });
+    }
+    println!("  signature    {}", signature_text(&sig));
+    println!("  layers");
+    for l in &m.layers {
+        println!(
+            "    {:<5} {}  {:>9} compressed  {:>9} unpacked  {} entries",
+            l.role.as_str(),
+            l.digest.short(),
+            size(l.size),
+            size(l.unpacked_size),
+            l.entries
+        );
+    }
+    if let Some(tocs) = tocs {
+        for (l, toc) in m.layers.iter().zip(tocs) {
+            println!("files of layer {}:", l.role.as_str());
+            for e in toc.entries {
+                let t = match e.kind {
+                    EntryKind::Dir => 'd',
+                    EntryKind::File => '-',
+                    EntryKind::Symlink => 'l',
+                    EntryKind::Hardlink => 'h',
+                };
+                let target = e.target.map(|t| format!(" -> {t}")).unwrap_or_default();
+                println!("  {t} {:o} {:>10} {}{target}", e.mode, e.size, e.path);
+            }
+        }
+    }
+    if let Some(r) = report {
+        println!("capture report:");
+        for f in r["files"].as_array().into_iter().flatten() {
+            let reasons: Vec<&str> = f["reasons"].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
+            println!("  [{}] {}  <- {}", f["layer"].as_str().unwrap_or("?"), f["path"].as_str().unwrap_or("?"), reasons.join("; "));
+        }
+        for w in r["warnings"].as_array().into_iter().flatten() {
+            println!("  warning: {}", w.as_str().unwrap_or_default());
+        }
+        for w in r["allowed_missing"].as_array().into_iter().flatten() {
+            println!("  missing (accepted): {}", w.as_str().unwrap_or_default());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

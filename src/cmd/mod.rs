@@ -1,0 +1,27 @@
+//! One module per subcommand; each turns arguments into a library call and prints the result.
+
+mod extract;
+mod inspect;
+mod keygen;
+mod pack;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command};
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Pack(a) => pack::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Extract(a) => extract::run(a),
+        Command::Keygen(a) => keygen::run(a),
+        Command::Completions(a) => {
+            clap_complete::generate(a.shell, &mut Cli::command(), "capsa", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
