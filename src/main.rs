@@ -1,9 +1,10 @@
 //! The `capsa` binary: parses the command line, dispatches to the libraries, reports errors.
 //! No logic lives here beyond presentation.
 
+#[macro_use]
+mod output;
 mod cli;
 mod cmd;
-mod output;
 
 use std::process::ExitCode;
 
@@ -13,6 +14,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cmd::dispatch(cli) {
         Ok(code) => code,
+        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("capsa: error: {}", output::error_chain(&err));
             ExitCode::from(1)

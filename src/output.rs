@@ -1,4 +1,23 @@
-//! Presentation helpers: human sizes, progress bars, error chains.
+//! Presentation helpers: human sizes, progress bars, error chains, and `outln!`, which writes
+//! a line to stdout and returns the error instead of panicking (a closed pipe, as in
+//! `capsa inspect --files | head`, then ends the command quietly).
+
+/// `println!` that returns `std::io::Result` through `?`.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// True when the error is a write to a closed pipe.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 use std::io::IsTerminal;
 
@@ -39,9 +58,11 @@ pub fn bar(message: &'static str) -> ProgressBar {
     }
     let pb = ProgressBar::new(0);
     pb.set_style(
-        ProgressStyle::with_template("{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     pb.set_message(message);
     pb

@@ -89,8 +89,16 @@ mod tests {
         let bytes = to_vec(&m).unwrap();
         assert_eq!(bytes, br#"{"a":2,"b":1}"#);
         assert_eq!(from_slice::<BTreeMap<String, u32>>(&bytes).unwrap(), m);
-        for bad in [&br#"{"b":1,"a":2}"#[..], br#"{"a":2, "b":1}"#, br#"{"a":2,"a":2,"b":1}"#] {
-            assert!(from_slice::<BTreeMap<String, u32>>(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        for bad in [
+            &br#"{"b":1,"a":2}"#[..],
+            br#"{"a":2, "b":1}"#,
+            br#"{"a":2,"a":2,"b":1}"#,
+        ] {
+            assert!(
+                from_slice::<BTreeMap<String, u32>>(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

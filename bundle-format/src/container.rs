@@ -67,23 +67,35 @@ impl Header {
         }
         let version = u16_at(b, 8);
         if version != FORMAT_VERSION {
-            return Err(bad(format!("format version {version} is not supported (this capsa reads {FORMAT_VERSION})")));
+            return Err(bad(format!(
+                "format version {version} is not supported (this capsa reads {FORMAT_VERSION})"
+            )));
         }
         if u16_at(b, 10) != 0 || u32_at(b, 12) != 0 || b[48..64].iter().any(|&x| x != 0) {
             return Err(bad("header flags or reserved bytes are not zero"));
         }
-        Ok(Self { manifest_len: u64_at(b, 16), table_len: u64_at(b, 24), blobs_len: u64_at(b, 32), signatures_len: u64_at(b, 40) })
+        Ok(Self {
+            manifest_len: u64_at(b, 16),
+            table_len: u64_at(b, 24),
+            blobs_len: u64_at(b, 32),
+            signatures_len: u64_at(b, 40),
+        })
     }
 
     /// Offset of the blob region from the payload start.
     pub fn blobs_offset(&self) -> Option<u64> {
-        let end = HEADER_LEN.checked_add(self.manifest_len)?.checked_add(self.table_len)?;
+        let end = HEADER_LEN
+            .checked_add(self.manifest_len)?
+            .checked_add(self.table_len)?;
         end.checked_next_multiple_of(ALIGN)
     }
 
     /// Total payload length this header implies, trailer included.
     pub fn payload_len(&self) -> Option<u64> {
-        self.blobs_offset()?.checked_add(self.blobs_len)?.checked_add(self.signatures_len)?.checked_add(TRAILER_LEN)
+        self.blobs_offset()?
+            .checked_add(self.blobs_len)?
+            .checked_add(self.signatures_len)?
+            .checked_add(TRAILER_LEN)
     }
 }
 
@@ -111,13 +123,18 @@ impl Trailer {
         }
         let version = u16_at(b, 8);
         if version != FORMAT_VERSION {
-            return Err(bad(format!("format version {version} is not supported (this capsa reads {FORMAT_VERSION})")));
+            return Err(bad(format!(
+                "format version {version} is not supported (this capsa reads {FORMAT_VERSION})"
+            )));
         }
         if u16_at(b, 10) != 0 || u32_at(b, 12) != 0 || b[56..64].iter().any(|&x| x != 0) {
             return Err(bad("trailer flags or reserved bytes are not zero"));
         }
         let digest: [u8; 32] = b[24..56].try_into().expect("32 bytes");
-        Ok(Self { payload_len: u64_at(b, 16), meta_digest: Digest::from_bytes(digest) })
+        Ok(Self {
+            payload_len: u64_at(b, 16),
+            meta_digest: Digest::from_bytes(digest),
+        })
     }
 }
 
@@ -150,11 +167,19 @@ pub fn decode_table(b: &[u8], blobs_len: u64) -> Result<Vec<BlobEntry>, LayoutEr
     let mut end = 0u64;
     for chunk in b.chunks_exact(TABLE_ENTRY_LEN as usize) {
         let digest = Digest::from_bytes(chunk[0..32].try_into().expect("32 bytes"));
-        let e = BlobEntry { digest, offset: u64_at(chunk, 32), len: u64_at(chunk, 40) };
+        let e = BlobEntry {
+            digest,
+            offset: u64_at(chunk, 32),
+            len: u64_at(chunk, 40),
+        };
         if e.offset % ALIGN != 0 || e.offset < end {
             return Err(bad(format!("blob {digest} is misplaced in the table")));
         }
-        end = e.offset.checked_add(e.len).ok_or_else(|| bad("blob table offset overflows"))?.next_multiple_of(ALIGN);
+        end = e
+            .offset
+            .checked_add(e.len)
+            .ok_or_else(|| bad("blob table offset overflows"))?
+            .next_multiple_of(ALIGN);
         if out.iter().any(|o| o.digest == digest) {
             return Err(bad(format!("blob {digest} is listed twice")));
         }
@@ -173,10 +198,18 @@ mod tests {
 
     #[test]
     fn header_and_trailer_round_trip() {
-        let h = Header { manifest_len: 10, table_len: 96, blobs_len: 5000, signatures_len: 0 };
+        let h = Header {
+            manifest_len: 10,
+            table_len: 96,
+            blobs_len: 5000,
+            signatures_len: 0,
+        };
         assert_eq!(Header::decode(&h.encode()).unwrap(), h);
         assert_eq!(h.blobs_offset(), Some(4096));
-        let t = Trailer { payload_len: 99, meta_digest: Digest::of(b"m") };
+        let t = Trailer {
+            payload_len: 99,
+            meta_digest: Digest::of(b"m"),
+        };
         assert_eq!(Trailer::decode(&t.encode()).unwrap(), t);
         let mut raw = t.encode();
         raw[60] = 1;
@@ -185,9 +218,20 @@ mod tests {
 
     #[test]
     fn table_rejects_overlap_and_misalignment() {
-        let a = BlobEntry { digest: Digest::of(b"a"), offset: 0, len: 5000 };
-        let b = BlobEntry { digest: Digest::of(b"b"), offset: 8192, len: 10 };
-        assert_eq!(decode_table(&encode_table(&[a, b]), 8202).unwrap(), vec![a, b]);
+        let a = BlobEntry {
+            digest: Digest::of(b"a"),
+            offset: 0,
+            len: 5000,
+        };
+        let b = BlobEntry {
+            digest: Digest::of(b"b"),
+            offset: 8192,
+            len: 10,
+        };
+        assert_eq!(
+            decode_table(&encode_table(&[a, b]), 8202).unwrap(),
+            vec![a, b]
+        );
         let overlap = BlobEntry { offset: 4096, ..b };
         assert!(decode_table(&encode_table(&[a, overlap]), 4106).is_err());
         let unaligned = BlobEntry { offset: 8193, ..b };

@@ -114,7 +114,10 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        Self { inner, hasher: Hasher::default() }
+        Self {
+            inner,
+            hasher: Hasher::default(),
+        }
     }
     pub fn len(&self) -> u64 {
         self.hasher.len()
@@ -147,7 +150,10 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        Self { inner, hasher: Hasher::default() }
+        Self {
+            inner,
+            hasher: Hasher::default(),
+        }
     }
     pub fn len(&self) -> u64 {
         self.hasher.len()
@@ -183,7 +189,10 @@ pub struct LimitReader<R> {
 
 impl<R: Read> LimitReader<R> {
     pub fn new(inner: R, limit: u64) -> Self {
-        Self { inner, remaining: limit }
+        Self {
+            inner,
+            remaining: limit,
+        }
     }
 }
 
@@ -194,10 +203,15 @@ impl<R: Read> Read for LimitReader<R> {
             let mut probe = [0u8; 1];
             return match self.inner.read(&mut probe)? {
                 0 => Ok(0),
-                _ => Err(io::Error::new(io::ErrorKind::InvalidData, "size limit exceeded")),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "size limit exceeded",
+                )),
             };
         }
-        let max = buf.len().min(self.remaining.min(usize::MAX as u64) as usize);
+        let max = buf
+            .len()
+            .min(self.remaining.min(usize::MAX as u64) as usize);
         let n = self.inner.read(&mut buf[..max])?;
         self.remaining -= n as u64;
         Ok(n)
@@ -211,9 +225,16 @@ mod tests {
     #[test]
     fn parses_and_prints() {
         let d = Digest::of(b"abc");
-        assert_eq!(d.to_string(), "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            d.to_string(),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
-        assert!("sha256:BA7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".parse::<Digest>().is_err());
+        assert!(
+            "sha256:BA7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+                .parse::<Digest>()
+                .is_err()
+        );
         assert!("md5:00".parse::<Digest>().is_err());
     }
 

@@ -23,17 +23,28 @@ pub enum Error {
     #[error("not a capsa bundle, or its end is damaged")]
     NotABundle(#[source] LayoutError),
     #[error("damaged {part}")]
-    Layout { part: &'static str, source: LayoutError },
+    Layout {
+        part: &'static str,
+        source: LayoutError,
+    },
     #[error("damaged {part}: {problem}")]
     Damaged { part: String, problem: String },
     #[error("invalid manifest")]
     Manifest(#[from] ManifestError),
     #[error("{part} is damaged: sha256 {actual} does not match the expected {expected}")]
-    DigestMismatch { part: String, expected: Digest, actual: Digest },
+    DigestMismatch {
+        part: String,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("{layer}: invalid table of contents")]
     Toc { layer: String, source: TocError },
     #[error("{layer}: entry {entry}: {problem}")]
-    Entry { layer: String, entry: String, problem: String },
+    Entry {
+        layer: String,
+        entry: String,
+        problem: String,
+    },
     #[error("{0}")]
     Signature(String),
     #[error(transparent)]

@@ -28,7 +28,12 @@ pub fn write_entry(root: &Path, e: &TocEntry, content: &mut dyn Read) -> io::Res
     let dst = e.path.under(root);
     match e.kind {
         EntryKind::Dir => match DirBuilder::new().mode(0o755).create(&dst) {
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists && dst.symlink_metadata()?.is_dir() => Ok(0),
+            Err(err)
+                if err.kind() == io::ErrorKind::AlreadyExists
+                    && dst.symlink_metadata()?.is_dir() =>
+            {
+                Ok(0)
+            }
             other => other.map(|_| 0),
         },
         EntryKind::File => {
@@ -40,18 +45,26 @@ pub fn write_entry(root: &Path, e: &TocEntry, content: &mut dyn Read) -> io::Res
                 .open(&dst)?;
             let n = io::copy(content, &mut f)?;
             f.set_permissions(Permissions::from_mode(e.mode))?;
+            let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(e.mtime);
+            f.set_times(fs::FileTimes::new().set_modified(mtime))?;
             Ok(n)
         }
         EntryKind::Symlink => {
             let target = e.target.as_deref().expect("validated");
             match std::os::unix::fs::symlink(target, &dst) {
                 // The same symlink from an earlier layer (the cross-layer rule made it identical).
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists && fs::read_link(&dst)?.as_os_str() == target => Ok(0),
+                Err(err)
+                    if err.kind() == io::ErrorKind::AlreadyExists
+                        && fs::read_link(&dst)?.as_os_str() == target =>
+                {
+                    Ok(0)
+                }
                 other => other.map(|_| 0),
             }
         }
         EntryKind::Hardlink => {
-            let target = crate::path::BundlePath::new(e.target.as_deref().expect("validated")).expect("validated");
+            let target = crate::path::BundlePath::new(e.target.as_deref().expect("validated"))
+                .expect("validated");
             fs::hard_link(target.under(root), &dst).map(|_| 0)
         }
     }
@@ -59,17 +72,36 @@ pub fn write_entry(root: &Path, e: &TocEntry, content: &mut dyn Read) -> io::Res
 
 /// Extracts every layer of `bundle`, in order, into `dest`, which must not exist or be an empty
 /// directory. `progress` receives content bytes written so far.
-pub fn extract(bundle: &Bundle, dest: &Path, progress: &mut dyn FnMut(u64)) -> Result<ExtractStats> {
-    let derr = |source: io::Error| Error::Extract { path: dest.to_path_buf(), source };
+pub fn extract(
+    bundle: &Bundle,
+    dest: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ExtractStats> {
+    let derr = |source: io::Error| Error::Extract {
+        path: dest.to_path_buf(),
+        source,
+    };
     if let Ok(mut entries) = fs::read_dir(dest) {
         if entries.next().is_some() {
-            return Err(derr(io::Error::new(io::ErrorKind::AlreadyExists, "destination is not empty")));
+            return Err(derr(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "destination is not empty",
+            )));
         }
     } else if dest.symlink_metadata().is_ok() {
-        return Err(derr(io::Error::new(io::ErrorKind::AlreadyExists, "destination exists and is not a directory")));
+        return Err(derr(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "destination exists and is not a directory",
+        )));
     }
-    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let staging = tempfile::Builder::new().prefix(".capsa-extract-").tempdir_in(parent).map_err(derr)?;
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let staging = tempfile::Builder::new()
+        .prefix(".capsa-extract-")
+        .tempdir_in(parent)
+        .map_err(derr)?;
     let tocs = bundle.tocs()?;
     let mut stats = ExtractStats::default();
     for (layer, toc) in bundle.manifest().layers.iter().zip(&tocs) {

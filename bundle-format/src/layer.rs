@@ -14,7 +14,7 @@ use std::io::{self, BufWriter, Read};
 use crate::digest::{Digest, HashingReader, HashingWriter, LimitReader};
 use crate::error::{read_err, Error, Result};
 use crate::manifest::Layer;
-use crate::path::BundlePath;
+use crate::path::{BundlePath, MAX_PATH_LEN};
 use crate::toc::{EntryKind, Toc, TocEntry};
 
 /// zstd window log used for writing and the largest accepted for reading (128 MiB).
@@ -63,70 +63,143 @@ fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header
 impl LayerWriter {
     /// Starts a layer that will be written to `out`.
     pub fn new(out: File, c: Compression, mtime: u64) -> io::Result<Self> {
-        let mut z = zstd::stream::write::Encoder::new(HashingWriter::new(BufWriter::new(out)), c.level)?;
+        let mut z =
+            zstd::stream::write::Encoder::new(HashingWriter::new(BufWriter::new(out)), c.level)?;
         z.multithread(c.threads.max(1))?;
         z.long_distance_matching(true)?;
         z.window_log(WINDOW_LOG)?;
         z.include_checksum(true)?;
         z.include_contentsize(false)?;
-        Ok(Self { tar: tar::Builder::new(HashingWriter::new(z)), entries: Vec::new(), mtime })
+        Ok(Self {
+            tar: tar::Builder::new(HashingWriter::new(z)),
+            entries: Vec::new(),
+            mtime,
+        })
     }
 
-    fn push(&mut self, path: &BundlePath, kind: EntryKind, mode: u32, size: u64, sha: Option<Digest>, target: Option<String>) {
-        self.entries.push(TocEntry { path: path.clone(), kind, mode, size, sha256: sha, target });
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        path: &BundlePath,
+        kind: EntryKind,
+        mode: u32,
+        size: u64,
+        mtime: u64,
+        sha: Option<Digest>,
+        target: Option<String>,
+    ) {
+        self.entries.push(TocEntry {
+            path: path.clone(),
+            kind,
+            mode,
+            size,
+            mtime,
+            sha256: sha,
+            target,
+        });
     }
 
     pub fn add_dir(&mut self, path: &BundlePath) -> io::Result<()> {
         let mut h = header(tar::EntryType::Directory, 0o755, 0, self.mtime);
         self.tar.append_data(&mut h, path.as_str(), io::empty())?;
-        self.push(path, EntryKind::Dir, 0o755, 0, None, None);
+        self.push(path, EntryKind::Dir, 0o755, 0, self.mtime, None, None);
         Ok(())
     }
 
     /// Adds a regular file of exactly `size` bytes read from `content`, with the layer's mtime.
-    pub fn add_file(&mut self, path: &BundlePath, executable: bool, size: u64, content: impl Read) -> io::Result<()> {
+    pub fn add_file(
+        &mut self,
+        path: &BundlePath,
+        executable: bool,
+        size: u64,
+        content: impl Read,
+    ) -> io::Result<()> {
         self.add_file_at(path, executable, self.mtime, size, content)
     }
 
     /// Adds a regular file with its own mtime (kept so that caches keyed on it, such as
     /// Python's `.pyc` files, stay valid).
-    pub fn add_file_at(&mut self, path: &BundlePath, executable: bool, mtime: u64, size: u64, content: impl Read) -> io::Result<()> {
+    pub fn add_file_at(
+        &mut self,
+        path: &BundlePath,
+        executable: bool,
+        mtime: u64,
+        size: u64,
+        content: impl Read,
+    ) -> io::Result<()> {
         let mode = if executable { 0o755 } else { 0o644 };
         let mut h = header(tar::EntryType::Regular, mode, size, mtime);
         let mut hashed = HashingReader::new(content.take(size));
         self.tar.append_data(&mut h, path.as_str(), &mut hashed)?;
         if hashed.len() != size {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{path} changed size while being packed")));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{path} changed size while being packed"),
+            ));
         }
         let (_, digest, _) = hashed.into_parts();
-        self.push(path, EntryKind::File, mode, size, Some(digest), None);
+        self.push(path, EntryKind::File, mode, size, mtime, Some(digest), None);
         Ok(())
     }
 
     pub fn add_symlink(&mut self, path: &BundlePath, target: &str) -> io::Result<()> {
         let mut h = header(tar::EntryType::Symlink, 0o777, 0, self.mtime);
         self.tar.append_link(&mut h, path.as_str(), target)?;
-        self.push(path, EntryKind::Symlink, 0o777, 0, None, Some(target.to_owned()));
+        self.push(
+            path,
+            EntryKind::Symlink,
+            0o777,
+            0,
+            self.mtime,
+            None,
+            Some(target.to_owned()),
+        );
         Ok(())
     }
 
     pub fn add_hardlink(&mut self, path: &BundlePath, target: &BundlePath) -> io::Result<()> {
         let mut h = header(tar::EntryType::Link, 0o777, 0, self.mtime);
-        self.tar.append_link(&mut h, path.as_str(), target.as_str())?;
-        self.push(path, EntryKind::Hardlink, 0o777, 0, None, Some(target.as_str().to_owned()));
+        self.tar
+            .append_link(&mut h, path.as_str(), target.as_str())?;
+        self.push(
+            path,
+            EntryKind::Hardlink,
+            0o777,
+            0,
+            self.mtime,
+            None,
+            Some(target.as_str().to_owned()),
+        );
         Ok(())
     }
 
     /// Ends the tar stream and the zstd frame; checks the TOC invariants.
     pub fn finish(self) -> Result<(File, LayerStats, Toc)> {
-        let werr = |source| Error::Write { path: "layer blob".into(), source };
+        let werr = |source| Error::Write {
+            path: "layer blob".into(),
+            source,
+        };
         let counted = self.tar.into_inner().map_err(werr)?;
         let (z, diff_id, tar_size) = counted.into_parts();
         let (buf, digest, size) = z.finish().map_err(werr)?.into_parts();
         let file = buf.into_inner().map_err(|e| werr(e.into_error()))?;
-        let toc = Toc { entries: self.entries };
-        toc.validate().map_err(|source| Error::Toc { layer: "new layer".into(), source })?;
-        Ok((file, LayerStats { digest, size, diff_id, tar_size }, toc))
+        let toc = Toc {
+            entries: self.entries,
+        };
+        toc.validate().map_err(|source| Error::Toc {
+            layer: "new layer".into(),
+            source,
+        })?;
+        Ok((
+            file,
+            LayerStats {
+                digest,
+                size,
+                diff_id,
+                tar_size,
+            },
+            toc,
+        ))
     }
 }
 
@@ -140,7 +213,9 @@ pub fn decompress_meta(blob: impl Read, what: &str) -> Result<Vec<u8>> {
     let mut d = zstd::stream::read::Decoder::new(blob).map_err(read_err(what))?;
     d.window_log_max(WINDOW_LOG).map_err(read_err(what))?;
     let mut out = Vec::new();
-    LimitReader::new(d, MAX_META_LEN).read_to_end(&mut out).map_err(read_err(what))?;
+    LimitReader::new(d, MAX_META_LEN)
+        .read_to_end(&mut out)
+        .map_err(read_err(what))?;
     Ok(out)
 }
 
@@ -154,15 +229,51 @@ pub fn read_layer(
     mut sink: impl FnMut(&TocEntry, &mut dyn Read) -> io::Result<()>,
 ) -> Result<()> {
     let name = format!("layer {}", layer.role.as_str());
-    let entry_err = |e: &TocEntry, problem: String| Error::Entry { layer: name.clone(), entry: e.path.to_string(), problem };
+    let entry_err = |e: &TocEntry, problem: String| Error::Entry {
+        layer: name.clone(),
+        entry: e.path.to_string(),
+        problem,
+    };
     let mut d = zstd::stream::read::Decoder::new(blob).map_err(read_err(&name))?;
     d.window_log_max(WINDOW_LOG).map_err(read_err(&name))?;
     let mut archive = tar::Archive::new(HashingReader::new(LimitReader::new(d, layer.tar_size)));
     let mut index = 0usize;
-    for entry in archive.entries().map_err(read_err(&name))? {
+    // Raw entries: left to itself, the tar crate reads GNU long names and PAX headers of any
+    // size into memory and collects GNU sparse maps of any length before returning an entry.
+    // Long names and links are read here with a cap; PAX and sparse entries are refused below.
+    let (mut long_name, mut long_link) = (None, None);
+    for entry in archive.entries().map_err(read_err(&name))?.raw(true) {
         let mut entry = entry.map_err(read_err(&name))?;
+        let t = entry.header().entry_type();
+        if t.is_gnu_longname() || t.is_gnu_longlink() {
+            let slot = if t.is_gnu_longname() {
+                &mut long_name
+            } else {
+                &mut long_link
+            };
+            if slot.is_some() || entry.size() > MAX_PATH_LEN as u64 + 1 {
+                let problem = format!(
+                    "GNU long name or link of {} bytes, or two for one entry",
+                    entry.size()
+                );
+                return Err(Error::Damaged {
+                    part: name,
+                    problem,
+                });
+            }
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).map_err(read_err(&name))?;
+            if bytes.last() == Some(&0) {
+                bytes.pop();
+            }
+            *slot = Some(bytes);
+            continue;
+        }
         let Some(want) = toc.entries.get(index) else {
-            return Err(Error::Damaged { part: name, problem: "more tar entries than the table of contents lists".into() });
+            return Err(Error::Damaged {
+                part: name,
+                problem: "more tar entries than the table of contents lists".into(),
+            });
         };
         index += 1;
         let h = entry.header();
@@ -171,19 +282,39 @@ pub fn read_layer(
             tar::EntryType::Regular => EntryKind::File,
             tar::EntryType::Symlink => EntryKind::Symlink,
             tar::EntryType::Link => EntryKind::Hardlink,
-            other => return Err(entry_err(want, format!("entry type {other:?} is not allowed (devices, fifos, sparse files...)"))),
+            other => return Err(entry_err(want, format!("entry type {other:?} is not allowed (devices, fifos, sparse files, pax headers...)"))),
         };
-        let path = BundlePath::from_archive_bytes(&entry.path_bytes()).map_err(|why| entry_err(want, format!("bad path: {why}")))?;
+        let path_bytes = long_name
+            .take()
+            .unwrap_or_else(|| entry.path_bytes().into_owned());
+        let path = BundlePath::from_archive_bytes(&path_bytes)
+            .map_err(|why| entry_err(want, format!("bad path: {why}")))?;
         let mode = h.mode().map_err(read_err(&name))?;
-        let target = entry.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned());
-        if path != want.path || kind != want.kind || mode != want.mode || entry.size() != want.size || target != want.target {
+        let mtime = h.mtime().map_err(read_err(&name))?;
+        let link = long_link
+            .take()
+            .or_else(|| entry.link_name_bytes().map(|b| b.into_owned()));
+        let target = link.map(|b| String::from_utf8_lossy(&b).into_owned());
+        if path != want.path
+            || kind != want.kind
+            || mode != want.mode
+            || entry.size() != want.size
+            || target != want.target
+            || mtime != want.mtime
+        {
             return Err(entry_err(want, format!("header does not match the table of contents (found {path} {kind:?} {mode:o} size {})", entry.size())));
         }
         if entry.pax_extensions().map_err(read_err(&name))?.is_some() {
-            return Err(entry_err(want, "pax extended headers (xattrs, sizes) are not allowed".into()));
+            return Err(entry_err(
+                want,
+                "pax extended headers (xattrs, sizes) are not allowed".into(),
+            ));
         }
         let mut content = HashingReader::new(&mut entry);
-        sink(want, &mut content).map_err(|source| Error::Extract { path: want.path.to_absolute(), source })?;
+        sink(want, &mut content).map_err(|source| Error::Extract {
+            path: want.path.to_absolute(),
+            source,
+        })?;
         io::copy(&mut content, &mut io::sink()).map_err(read_err(&name))?;
         let (_, digest, len) = content.into_parts();
         if len != want.size {
@@ -191,21 +322,38 @@ pub fn read_layer(
         }
         if let Some(expected) = want.sha256 {
             if digest != expected {
-                return Err(Error::DigestMismatch { part: format!("{name}: {}", want.path), expected, actual: digest });
+                return Err(Error::DigestMismatch {
+                    part: format!("{name}: {}", want.path),
+                    expected,
+                    actual: digest,
+                });
             }
         }
     }
-    if index != toc.entries.len() {
-        return Err(Error::Damaged { part: name, problem: "fewer tar entries than the table of contents lists".into() });
+    if index != toc.entries.len() || long_name.is_some() || long_link.is_some() {
+        return Err(Error::Damaged {
+            part: name,
+            problem: "fewer tar entries than the table of contents lists".into(),
+        });
     }
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(read_err(&name))?;
     let (_, diff_id, tar_size) = rest.into_parts();
     if tar_size != layer.tar_size {
-        return Err(Error::Damaged { part: name, problem: format!("tar stream is {tar_size} bytes, manifest says {}", layer.tar_size) });
+        return Err(Error::Damaged {
+            part: name,
+            problem: format!(
+                "tar stream is {tar_size} bytes, manifest says {}",
+                layer.tar_size
+            ),
+        });
     }
     if diff_id != layer.diff_id {
-        return Err(Error::DigestMismatch { part: format!("{name} (uncompressed)"), expected: layer.diff_id, actual: diff_id });
+        return Err(Error::DigestMismatch {
+            part: format!("{name} (uncompressed)"),
+            expected: layer.diff_id,
+            actual: diff_id,
+        });
     }
     Ok(())
 }

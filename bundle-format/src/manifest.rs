@@ -33,11 +33,17 @@ pub enum ManifestError {
     #[error("manifest is not canonical JSON of the expected schema")]
     Decode(#[source] canonical::CanonicalError),
     #[error("manifest field `{field}`: {problem}")]
-    Invalid { field: &'static str, problem: String },
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
 }
 
 fn invalid(field: &'static str, problem: impl Into<String>) -> ManifestError {
-    ManifestError::Invalid { field, problem: problem.into() }
+    ManifestError::Invalid {
+        field,
+        problem: problem.into(),
+    }
 }
 
 /// Which part of an app a layer holds; layers are stacked bottom to top in manifest order.
@@ -180,7 +186,10 @@ impl Manifest {
         let mut out = Vec::new();
         for l in &self.layers {
             out.push(l.toc);
-            out.push(BlobRef { digest: l.digest, size: l.size });
+            out.push(BlobRef {
+                digest: l.digest,
+                size: l.size,
+            });
         }
         out.extend(self.report);
         out
@@ -189,24 +198,42 @@ impl Manifest {
     /// Checks every field (see `SPEC.md` for the rules).
     pub fn validate(&self) -> Result<(), ManifestError> {
         if self.schema != SCHEMA {
-            return Err(invalid("schema", format!("{} is not supported (this capsa reads {SCHEMA})", self.schema)));
+            return Err(invalid(
+                "schema",
+                format!(
+                    "{} is not supported (this capsa reads {SCHEMA})",
+                    self.schema
+                ),
+            ));
         }
         validate_app_id(&self.id).map_err(|p| invalid("id", p))?;
         text("name", &self.name, false)?;
         text("version", &self.version, false)?;
         text("generator", &self.generator, false)?;
-        if !matches!(self.arch.as_str(), "x86_64" | "aarch64" | "i686" | "armv7" | "riscv64" | "ppc64le" | "s390x") {
-            return Err(invalid("arch", format!("unknown architecture {:?}", self.arch)));
+        if !matches!(
+            self.arch.as_str(),
+            "x86_64" | "aarch64" | "i686" | "armv7" | "riscv64" | "ppc64le" | "s390x"
+        ) {
+            return Err(invalid(
+                "arch",
+                format!("unknown architecture {:?}", self.arch),
+            ));
         }
         let Some(program) = self.command.first() else {
             return Err(invalid("command", "empty"));
         };
         if !program.starts_with('/') {
-            return Err(invalid("command", "the program must be an absolute path inside the bundle"));
+            return Err(invalid(
+                "command",
+                "the program must be an absolute path inside the bundle",
+            ));
         }
         for arg in &self.command {
             if arg.contains('\0') || arg.len() > MAX_TEXT {
-                return Err(invalid("command", "argument with NUL or longer than 4096 bytes"));
+                return Err(invalid(
+                    "command",
+                    "argument with NUL or longer than 4096 bytes",
+                ));
             }
         }
         if self.env.len() > 256 {
@@ -233,13 +260,19 @@ impl Manifest {
         }
         for l in &self.layers {
             if l.media_type != LAYER_MEDIA_TYPE {
-                return Err(invalid("layers", format!("unsupported media type {:?}", l.media_type)));
+                return Err(invalid(
+                    "layers",
+                    format!("unsupported media type {:?}", l.media_type),
+                ));
             }
         }
         let mut seen = std::collections::HashSet::new();
         for b in self.blobs() {
             if !seen.insert(b.digest) {
-                return Err(invalid("layers", format!("blob {} is listed twice", b.digest)));
+                return Err(invalid(
+                    "layers",
+                    format!("blob {} is listed twice", b.digest),
+                ));
             }
         }
         Ok(())
@@ -247,8 +280,12 @@ impl Manifest {
 }
 
 fn text(field: &'static str, s: &str, empty_ok: bool) -> Result<(), ManifestError> {
-    if (!empty_ok && s.trim().is_empty()) || s.len() > MAX_TEXT || s.chars().any(is_forbidden_char) {
-        return Err(invalid(field, "empty, longer than 4096 bytes, or has control characters"));
+    if (!empty_ok && s.trim().is_empty()) || s.len() > MAX_TEXT || s.chars().any(is_forbidden_char)
+    {
+        return Err(invalid(
+            field,
+            "empty, longer than 4096 bytes, or has control characters",
+        ));
     }
     Ok(())
 }
@@ -261,14 +298,20 @@ pub fn validate_app_id(id: &str) -> Result<(), String> {
     }
     let parts: Vec<&str> = id.split('.').collect();
     if parts.len() < 3 {
-        return Err(format!("{id:?} is not reverse-DNS with at least three elements, like org.example.App"));
+        return Err(format!(
+            "{id:?} is not reverse-DNS with at least three elements, like org.example.App"
+        ));
     }
     for p in parts {
         if p.is_empty()
             || p.starts_with(|c: char| c.is_ascii_digit())
-            || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            || !p
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
-            return Err(format!("{id:?}: element {p:?} must be [A-Za-z0-9_-]+ and not start with a digit"));
+            return Err(format!(
+                "{id:?}: element {p:?} must be [A-Za-z0-9_-]+ and not start with a digit"
+            ));
         }
     }
     Ok(())
@@ -279,7 +322,8 @@ pub fn valid_mime_type(s: &str) -> bool {
     let ok = |p: &str| {
         !p.is_empty()
             && p.len() <= 127
-            && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
     };
     matches!(s.split_once('/'), Some((t, st)) if ok(t) && ok(st))
 }
@@ -292,13 +336,23 @@ fn validate_desktop(d: &Desktop) -> Result<(), ManifestError> {
         text("desktop.comment", c, true)?;
     }
     for c in &d.categories {
-        if c.is_empty() || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(invalid("desktop.categories", format!("invalid category {c:?}")));
+        if c.is_empty()
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(invalid(
+                "desktop.categories",
+                format!("invalid category {c:?}"),
+            ));
         }
     }
     for m in &d.mime_types {
         if !valid_mime_type(m) {
-            return Err(invalid("desktop.mime_types", format!("invalid MIME type {m:?}")));
+            return Err(invalid(
+                "desktop.mime_types",
+                format!("invalid MIME type {m:?}"),
+            ));
         }
     }
     Ok(())
@@ -332,7 +386,10 @@ mod tests {
                 tar_size: 1024,
                 entries: 0,
                 unpacked_size: 0,
-                toc: BlobRef { digest: Digest::of(b"toc"), size: 1 },
+                toc: BlobRef {
+                    digest: Digest::of(b"toc"),
+                    size: 1,
+                },
             }],
             report: None,
             generator: "capsa test".into(),
@@ -347,10 +404,21 @@ mod tests {
         let mut spaced = b" ".to_vec();
         spaced.extend_from_slice(&bytes);
         assert!(Manifest::from_bytes(&spaced).is_err());
-        let dup = String::from_utf8(bytes.clone()).unwrap().replacen("{", r#"{"arch":"x86_64","#, 1);
-        assert!(Manifest::from_bytes(dup.as_bytes()).is_err(), "duplicate key accepted");
-        let unknown = String::from_utf8(bytes).unwrap().replacen("{", r#"{"aaa":1,"#, 1);
-        assert!(Manifest::from_bytes(unknown.as_bytes()).is_err(), "unknown field accepted");
+        let dup =
+            String::from_utf8(bytes.clone())
+                .unwrap()
+                .replacen("{", r#"{"arch":"x86_64","#, 1);
+        assert!(
+            Manifest::from_bytes(dup.as_bytes()).is_err(),
+            "duplicate key accepted"
+        );
+        let unknown = String::from_utf8(bytes)
+            .unwrap()
+            .replacen("{", r#"{"aaa":1,"#, 1);
+        assert!(
+            Manifest::from_bytes(unknown.as_bytes()).is_err(),
+            "unknown field accepted"
+        );
     }
 
     #[test]
@@ -364,10 +432,20 @@ mod tests {
             Box::new(|m| m.command = vec!["relative".into()]),
             Box::new(|m| m.command.clear()),
             Box::new(|m| m.arch = "pdp11".into()),
-            Box::new(|m| m.env.insert("A=B".into(), "x".into()).map(|_| ()).unwrap_or(())),
+            Box::new(|m| {
+                m.env
+                    .insert("A=B".into(), "x".into())
+                    .map(|_| ())
+                    .unwrap_or(())
+            }),
             Box::new(|m| m.layers.clear()),
             Box::new(|m| m.layers[0].toc.digest = m.layers[0].digest),
-            Box::new(|m| m.desktop = Some(Desktop { mime_types: vec!["text".into()], ..Default::default() })),
+            Box::new(|m| {
+                m.desktop = Some(Desktop {
+                    mime_types: vec!["text".into()],
+                    ..Default::default()
+                })
+            }),
             Box::new(|m| m.schema = 2),
         ];
         for (i, f) in bad.iter().enumerate() {

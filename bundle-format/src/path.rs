@@ -107,7 +107,9 @@ impl BundlePath {
 
     /// The parent directory, or `None` for a top-level entry.
     pub fn parent(&self) -> Option<BundlePath> {
-        self.0.rsplit_once('/').map(|(p, _)| BundlePath(p.to_owned()))
+        self.0
+            .rsplit_once('/')
+            .map(|(p, _)| BundlePath(p.to_owned()))
     }
 
     /// The last component.
@@ -141,7 +143,8 @@ impl BundlePath {
 
 /// NUL, C0/C1 controls, DEL, and the Unicode bidi overrides/isolates that can disguise a name.
 pub fn is_forbidden_char(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 impl TryFrom<String> for BundlePath {
@@ -199,22 +202,40 @@ mod tests {
         for (s, e) in cases {
             assert_eq!(BundlePath::new(s), Err(e), "{s:?}");
         }
-        assert_eq!(BundlePath::new(&"a".repeat(256)), Err(PathError::NameTooLong));
-        assert_eq!(BundlePath::new(&"a/".repeat(129).trim_end_matches('/').to_owned()), Err(PathError::TooDeep));
-        assert_eq!(BundlePath::new(&"ab/".repeat(1400)), Err(PathError::TooLong));
-        assert_eq!(BundlePath::from_archive_bytes(b"\xff"), Err(PathError::NotUtf8));
+        assert_eq!(
+            BundlePath::new(&"a".repeat(256)),
+            Err(PathError::NameTooLong)
+        );
+        assert_eq!(
+            BundlePath::new(&"a/".repeat(129).trim_end_matches('/').to_owned()),
+            Err(PathError::TooDeep)
+        );
+        assert_eq!(
+            BundlePath::new(&"ab/".repeat(1400)),
+            Err(PathError::TooLong)
+        );
+        assert_eq!(
+            BundlePath::from_archive_bytes(b"\xff"),
+            Err(PathError::NotUtf8)
+        );
     }
 
     #[test]
     fn archive_dirs_drop_one_trailing_slash() {
-        assert_eq!(BundlePath::from_archive_bytes(b"usr/").unwrap().as_str(), "usr");
+        assert_eq!(
+            BundlePath::from_archive_bytes(b"usr/").unwrap().as_str(),
+            "usr"
+        );
         assert!(BundlePath::from_archive_bytes(b"usr//").is_err());
     }
 
     #[test]
     fn resolves_links_lexically_inside_root() {
         let p = BundlePath::new("usr/lib/libz.so.1").unwrap();
-        assert_eq!(p.resolve_link("libz.so.1.2").unwrap().join("/"), "usr/lib/libz.so.1.2");
+        assert_eq!(
+            p.resolve_link("libz.so.1.2").unwrap().join("/"),
+            "usr/lib/libz.so.1.2"
+        );
         assert_eq!(p.resolve_link("../../bin/x").unwrap().join("/"), "bin/x");
         assert_eq!(p.resolve_link("/etc/x").unwrap().join("/"), "etc/x");
         assert!(p.resolve_link("../../../x").is_none());

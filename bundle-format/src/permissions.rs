@@ -82,7 +82,10 @@ pub struct BadPermission {
 }
 
 fn bad(text: &str, why: impl Into<String>) -> BadPermission {
-    BadPermission { text: text.to_owned(), why: why.into() }
+    BadPermission {
+        text: text.to_owned(),
+        why: why.into(),
+    }
 }
 
 impl FromStr for Permission {
@@ -131,7 +134,11 @@ fn parse_filesystem(s: &str, v: &str) -> Result<Permission, BadPermission> {
     };
     let clean = |p: &str| -> Result<String, BadPermission> {
         let trimmed = p.trim_end_matches('/');
-        if trimmed.split('/').skip(1).any(|c| c.is_empty() || c == "." || c == "..") {
+        if trimmed
+            .split('/')
+            .skip(1)
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
             return Err(bad(s, "paths must be normalized (no `.`, `..` or `//`)"));
         }
         Ok(trimmed.to_owned())
@@ -139,7 +146,11 @@ fn parse_filesystem(s: &str, v: &str) -> Result<Permission, BadPermission> {
     let target = if target == "home" || target == "~" {
         FsTarget::Home
     } else if let Some(sub) = target.strip_prefix("~/") {
-        FsTarget::HomeSub(clean(&format!("/{sub}"))?.trim_start_matches('/').to_owned())
+        FsTarget::HomeSub(
+            clean(&format!("/{sub}"))?
+                .trim_start_matches('/')
+                .to_owned(),
+        )
     } else if XDG_DIRS.contains(&target) {
         FsTarget::Xdg(target.to_owned())
     } else if target.starts_with('/') {
@@ -149,7 +160,10 @@ fn parse_filesystem(s: &str, v: &str) -> Result<Permission, BadPermission> {
         }
         FsTarget::Path(p)
     } else {
-        return Err(bad(s, "want home, ~/DIR, /ABSOLUTE/PATH or an xdg-* directory, optionally with :ro or :rw"));
+        return Err(bad(
+            s,
+            "want home, ~/DIR, /ABSOLUTE/PATH or an xdg-* directory, optionally with :ro or :rw",
+        ));
     };
     Ok(Permission::Filesystem { target, read_only })
 }
@@ -173,7 +187,11 @@ impl fmt::Display for Permission {
                 write!(f, "network={}", list.join(","))
             }
             Self::Filesystem { target, read_only } => {
-                write!(f, "filesystem={target}{}", if *read_only { ":ro" } else { "" })
+                write!(
+                    f,
+                    "filesystem={target}{}",
+                    if *read_only { ":ro" } else { "" }
+                )
             }
             Self::Socket(s) => write!(f, "socket={}", s.as_str()),
             Self::Device(d) => write!(f, "device={}", d.as_str()),
@@ -192,7 +210,9 @@ impl<'de> Deserialize<'de> for Permission {
         let s = String::deserialize(d)?;
         let p: Permission = s.parse().map_err(serde::de::Error::custom)?;
         if p.to_string() != s {
-            return Err(serde::de::Error::custom(format!("permission {s:?} is not in canonical form ({p})")));
+            return Err(serde::de::Error::custom(format!(
+                "permission {s:?} is not in canonical form ({p})"
+            )));
         }
         Ok(p)
     }
@@ -247,8 +267,20 @@ mod tests {
             let p: Permission = s.parse().unwrap();
             assert_eq!(p.to_string(), s);
         }
-        assert_eq!("network=tcp:443,tcp:80".parse::<Permission>().unwrap().to_string(), "network=tcp:80,tcp:443");
-        assert_eq!("filesystem=/srv/data:rw".parse::<Permission>().unwrap().to_string(), "filesystem=/srv/data");
+        assert_eq!(
+            "network=tcp:443,tcp:80"
+                .parse::<Permission>()
+                .unwrap()
+                .to_string(),
+            "network=tcp:80,tcp:443"
+        );
+        assert_eq!(
+            "filesystem=/srv/data:rw"
+                .parse::<Permission>()
+                .unwrap()
+                .to_string(),
+            "filesystem=/srv/data"
+        );
     }
 
     #[test]

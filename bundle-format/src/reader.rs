@@ -13,14 +13,16 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::container::{self, decode_table, BlobEntry, Header, Trailer, HEADER_LEN, MAX_SIGNATURES_LEN, TRAILER_LEN};
-use crate::digest::{Digest, HashingReader, Hasher};
+use crate::canonical;
+use crate::container::{
+    self, decode_table, BlobEntry, Header, Trailer, HEADER_LEN, MAX_SIGNATURES_LEN, TRAILER_LEN,
+};
+use crate::digest::{Digest, Hasher, HashingReader};
 use crate::error::{read_err, Error, Result};
 use crate::layer::{decompress_meta, read_layer};
 use crate::manifest::{BlobRef, Layer, Manifest, MAX_MANIFEST_LEN};
 use crate::sign::{PublicKey, SignatureBlock, SignatureEntry};
 use crate::toc::{EntryKind, Toc, TocEntry};
-use crate::canonical;
 
 /// An open bundle whose fixed parts passed their checks.
 #[derive(Debug)]
@@ -57,31 +59,65 @@ fn read_exact_at(file: &File, len: u64, at: u64, what: &str) -> Result<Vec<u8>> 
 impl Bundle {
     /// Opens `path` and checks trailer, header, manifest, blob table and signature block.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|source| Error::Open { path: path.into(), source })?;
-        let file_len = file.metadata().map_err(read_err(path.display().to_string()))?.len();
+        let file = File::open(path).map_err(|source| Error::Open {
+            path: path.into(),
+            source,
+        })?;
+        let file_len = file
+            .metadata()
+            .map_err(read_err(path.display().to_string()))?
+            .len();
         if file_len < HEADER_LEN + TRAILER_LEN {
-            return Err(Error::NotABundle(container::LayoutError("file is too short".into())));
+            return Err(Error::NotABundle(container::LayoutError(
+                "file is too short".into(),
+            )));
         }
-        let trailer_bytes: [u8; 64] = read_exact_at(&file, TRAILER_LEN, file_len - TRAILER_LEN, "trailer")?.try_into().expect("64");
+        let trailer_bytes: [u8; 64] =
+            read_exact_at(&file, TRAILER_LEN, file_len - TRAILER_LEN, "trailer")?
+                .try_into()
+                .expect("64");
         let trailer = Trailer::decode(&trailer_bytes).map_err(Error::NotABundle)?;
         if trailer.payload_len > file_len || trailer.payload_len < HEADER_LEN + TRAILER_LEN {
-            return Err(Error::Layout { part: "trailer", source: container::LayoutError("payload length is out of range".into()) });
+            return Err(Error::Layout {
+                part: "trailer",
+                source: container::LayoutError("payload length is out of range".into()),
+            });
         }
         let payload_start = file_len - trailer.payload_len;
-        let header_bytes: [u8; 64] = read_exact_at(&file, HEADER_LEN, payload_start, "header")?.try_into().expect("64");
-        let header = Header::decode(&header_bytes).map_err(|source| Error::Layout { part: "header", source })?;
-        let layout_err = |s: &str| Error::Layout { part: "header", source: container::LayoutError(s.into()) };
+        let header_bytes: [u8; 64] = read_exact_at(&file, HEADER_LEN, payload_start, "header")?
+            .try_into()
+            .expect("64");
+        let header = Header::decode(&header_bytes).map_err(|source| Error::Layout {
+            part: "header",
+            source,
+        })?;
+        let layout_err = |s: &str| Error::Layout {
+            part: "header",
+            source: container::LayoutError(s.into()),
+        };
         if header.manifest_len > MAX_MANIFEST_LEN as u64 {
             return Err(layout_err("manifest is larger than 1 MiB"));
         }
-        if header.table_len > container::MAX_BLOBS * container::TABLE_ENTRY_LEN || header.signatures_len > MAX_SIGNATURES_LEN {
+        if header.table_len > container::MAX_BLOBS * container::TABLE_ENTRY_LEN
+            || header.signatures_len > MAX_SIGNATURES_LEN
+        {
             return Err(layout_err("blob table or signature block is too large"));
         }
         if header.payload_len() != Some(trailer.payload_len) {
             return Err(layout_err("part sizes do not add up to the payload length"));
         }
-        let manifest_bytes = read_exact_at(&file, header.manifest_len, payload_start + HEADER_LEN, "manifest")?;
-        let table_bytes = read_exact_at(&file, header.table_len, payload_start + HEADER_LEN + header.manifest_len, "blob table")?;
+        let manifest_bytes = read_exact_at(
+            &file,
+            header.manifest_len,
+            payload_start + HEADER_LEN,
+            "manifest",
+        )?;
+        let table_bytes = read_exact_at(
+            &file,
+            header.table_len,
+            payload_start + HEADER_LEN + header.manifest_len,
+            "blob table",
+        )?;
         let blobs_offset = header.blobs_offset().expect("checked by payload_len");
         let sig_at = payload_start + blobs_offset + header.blobs_len;
         let sig_bytes = read_exact_at(&file, header.signatures_len, sig_at, "signature block")?;
@@ -91,18 +127,47 @@ impl Bundle {
         }
         let actual = meta.finish();
         if actual != trailer.meta_digest {
-            return Err(Error::DigestMismatch { part: "header, manifest, blob table or signature block".into(), expected: trailer.meta_digest, actual });
+            return Err(Error::DigestMismatch {
+                part: "header, manifest, blob table or signature block".into(),
+                expected: trailer.meta_digest,
+                actual,
+            });
         }
         let manifest = Manifest::from_bytes(&manifest_bytes)?;
-        let table = decode_table(&table_bytes, header.blobs_len).map_err(|source| Error::Layout { part: "blob table", source })?;
+        let table =
+            decode_table(&table_bytes, header.blobs_len).map_err(|source| Error::Layout {
+                part: "blob table",
+                source,
+            })?;
         let wanted = manifest.blobs();
-        if table.len() != wanted.len() || wanted.iter().any(|r| !table.iter().any(|e| e.digest == r.digest && e.len == r.size)) {
-            return Err(Error::Layout { part: "blob table", source: container::LayoutError("does not list exactly the blobs the manifest references".into()) });
+        if table.len() != wanted.len()
+            || wanted.iter().any(|r| {
+                !table
+                    .iter()
+                    .any(|e| e.digest == r.digest && e.len == r.size)
+            })
+        {
+            return Err(Error::Layout {
+                part: "blob table",
+                source: container::LayoutError(
+                    "does not list exactly the blobs the manifest references".into(),
+                ),
+            });
         }
         let signatures = SignatureBlock::from_bytes(&sig_bytes)
             .map_err(|e| Error::Signature(format!("signature block is not valid: {e}")))?;
         let blobs = table.into_iter().map(|e| (e.digest, e)).collect();
-        Ok(Self { file, path: path.into(), file_len, payload_start, header, manifest, manifest_bytes, blobs, signatures })
+        Ok(Self {
+            file,
+            path: path.into(),
+            file_len,
+            payload_start,
+            header,
+            manifest,
+            manifest_bytes,
+            blobs,
+            signatures,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -131,7 +196,10 @@ impl Bundle {
     }
 
     fn entry(&self, d: &Digest) -> Result<BlobEntry> {
-        self.blobs.get(d).copied().ok_or_else(|| Error::Compose(format!("blob {d} is not in this bundle")))
+        self.blobs
+            .get(d)
+            .copied()
+            .ok_or_else(|| Error::Compose(format!("blob {d} is not in this bundle")))
     }
 
     fn blob_offset(&self, e: &BlobEntry) -> u64 {
@@ -142,7 +210,8 @@ impl Bundle {
     fn raw_blob(&self, d: &Digest) -> Result<impl Read> {
         let e = self.entry(d)?;
         let mut f = self.file.try_clone().map_err(read_err("bundle"))?;
-        f.seek(SeekFrom::Start(self.blob_offset(&e))).map_err(read_err("bundle"))?;
+        f.seek(SeekFrom::Start(self.blob_offset(&e)))
+            .map_err(read_err("bundle"))?;
         Ok(f.take(e.len))
     }
 
@@ -152,7 +221,11 @@ impl Bundle {
         io::copy(&mut h, &mut io::sink()).map_err(read_err(what))?;
         let (_, actual, len) = h.into_parts();
         if actual != r.digest || len != r.size {
-            return Err(Error::DigestMismatch { part: what.into(), expected: r.digest, actual });
+            return Err(Error::DigestMismatch {
+                part: what.into(),
+                expected: r.digest,
+                actual,
+            });
         }
         Ok(())
     }
@@ -168,10 +241,19 @@ impl Bundle {
     pub fn toc(&self, layer: &Layer) -> Result<Toc> {
         let what = format!("table of contents of layer {}", layer.role.as_str());
         let bytes = decompress_meta(self.checked_blob(&layer.toc, &what)?, &what)?;
-        let toc: Toc = canonical::from_slice(&bytes).map_err(|e| Error::Damaged { part: what.clone(), problem: e.to_string() })?;
-        toc.validate().map_err(|source| Error::Toc { layer: format!("layer {}", layer.role.as_str()), source })?;
+        let toc: Toc = canonical::from_slice(&bytes).map_err(|e| Error::Damaged {
+            part: what.clone(),
+            problem: e.to_string(),
+        })?;
+        toc.validate().map_err(|source| Error::Toc {
+            layer: format!("layer {}", layer.role.as_str()),
+            source,
+        })?;
         if toc.entries.len() as u64 != layer.entries || toc.content_size() != layer.unpacked_size {
-            return Err(Error::Damaged { part: what, problem: "entry count or size differs from the manifest".into() });
+            return Err(Error::Damaged {
+                part: what,
+                problem: "entry count or size differs from the manifest".into(),
+            });
         }
         Ok(toc)
     }
@@ -179,16 +261,28 @@ impl Bundle {
     /// Every layer's TOC, with the cross-layer rule checked: a path in several layers is a
     /// directory or an identical symlink everywhere.
     pub fn tocs(&self) -> Result<Vec<Toc>> {
-        let tocs = self.manifest.layers.iter().map(|l| self.toc(l)).collect::<Result<Vec<_>>>()?;
+        let tocs = self
+            .manifest
+            .layers
+            .iter()
+            .map(|l| self.toc(l))
+            .collect::<Result<Vec<_>>>()?;
         let mut seen: HashMap<&str, (&TocEntry, usize)> = HashMap::new();
         for (i, toc) in tocs.iter().enumerate() {
             for e in &toc.entries {
                 if let Some((first, j)) = seen.get(e.path.as_str()) {
-                    let same = first.kind == e.kind && first.target == e.target && matches!(e.kind, EntryKind::Dir | EntryKind::Symlink);
+                    let same = first.kind == e.kind
+                        && first.target == e.target
+                        && matches!(e.kind, EntryKind::Dir | EntryKind::Symlink);
                     if !same {
                         return Err(Error::Damaged {
                             part: "layers".into(),
-                            problem: format!("{} is in layers {} and {} with different contents", e.path, self.manifest.layers[*j].role.as_str(), self.manifest.layers[i].role.as_str()),
+                            problem: format!(
+                                "{} is in layers {} and {} with different contents",
+                                e.path,
+                                self.manifest.layers[*j].role.as_str(),
+                                self.manifest.layers[i].role.as_str()
+                            ),
                         });
                     }
                 } else {
@@ -200,35 +294,67 @@ impl Bundle {
     }
 
     /// Streams a layer after checking its blob digest; see [`read_layer`].
-    pub fn read_layer(&self, layer: &Layer, toc: &Toc, sink: impl FnMut(&TocEntry, &mut dyn Read) -> io::Result<()>) -> Result<()> {
-        let blob = self.checked_blob(&BlobRef { digest: layer.digest, size: layer.size }, &format!("layer {}", layer.role.as_str()))?;
+    pub fn read_layer(
+        &self,
+        layer: &Layer,
+        toc: &Toc,
+        sink: impl FnMut(&TocEntry, &mut dyn Read) -> io::Result<()>,
+    ) -> Result<()> {
+        let blob = self.checked_blob(
+            &BlobRef {
+                digest: layer.digest,
+                size: layer.size,
+            },
+            &format!("layer {}", layer.role.as_str()),
+        )?;
         read_layer(blob, layer, toc, sink)
     }
 
     /// The capture report stored by the packer, if any.
     pub fn report(&self) -> Result<Option<serde_json::Value>> {
-        let Some(r) = self.manifest.report else { return Ok(None) };
+        let Some(r) = self.manifest.report else {
+            return Ok(None);
+        };
         let bytes = decompress_meta(self.checked_blob(&r, "capture report")?, "capture report")?;
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Damaged { part: "capture report".into(), problem: e.to_string() })
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Damaged {
+                part: "capture report".into(),
+                problem: e.to_string(),
+            })
     }
 
     /// Checks the signatures. With `trusted`, a valid signature by that key is required.
     pub fn check_signatures(&self, trusted: Option<&PublicKey>) -> Result<SignatureState> {
         let mut valid = Vec::new();
         for s in self.signatures() {
-            let key = PublicKey::from_hex(&s.public_key)
-                .ok_or_else(|| Error::Signature(format!("signature by key {} carries a malformed public key", s.key_id)))?;
-            let sig = s.signature_bytes().ok_or_else(|| Error::Signature(format!("signature by key {} is malformed", s.key_id)))?;
+            let key = PublicKey::from_hex(&s.public_key).ok_or_else(|| {
+                Error::Signature(format!(
+                    "signature by key {} carries a malformed public key",
+                    s.key_id
+                ))
+            })?;
+            let sig = s.signature_bytes().ok_or_else(|| {
+                Error::Signature(format!("signature by key {} is malformed", s.key_id))
+            })?;
             if key.key_id() != s.key_id || !key.verify(&self.manifest_bytes, &sig) {
-                return Err(Error::Signature(format!("signature by key {} does not verify", s.key_id)));
+                return Err(Error::Signature(format!(
+                    "signature by key {} does not verify",
+                    s.key_id
+                )));
             }
             if trusted == Some(&key) {
-                return Ok(SignatureState::Trusted { key_id: s.key_id.clone() });
+                return Ok(SignatureState::Trusted {
+                    key_id: s.key_id.clone(),
+                });
             }
             valid.push(s.key_id.clone());
         }
         match trusted {
-            Some(k) => Err(Error::Signature(format!("not signed by the trusted key {}", k.key_id()))),
+            Some(k) => Err(Error::Signature(format!(
+                "not signed by the trusted key {}",
+                k.key_id()
+            ))),
             None if valid.is_empty() => Ok(SignatureState::Unsigned),
             None => Ok(SignatureState::Untrusted { key_ids: valid }),
         }
@@ -236,7 +362,11 @@ impl Bundle {
 
     /// Checks every byte: signatures, zero padding, every blob digest, every TOC, every layer's
     /// content against its TOC. `progress` receives compressed bytes checked so far.
-    pub fn verify(&self, trusted: Option<&PublicKey>, progress: &mut dyn FnMut(u64)) -> Result<SignatureState> {
+    pub fn verify(
+        &self,
+        trusted: Option<&PublicKey>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<SignatureState> {
         let state = self.check_signatures(trusted)?;
         self.check_padding()?;
         let tocs = self.tocs()?;
@@ -255,16 +385,25 @@ impl Bundle {
     /// Every byte between the table and the blob region, and between blobs, must be zero.
     fn check_padding(&self) -> Result<()> {
         let region = self.payload_start + self.header.blobs_offset().expect("checked");
-        let mut gaps = vec![(self.payload_start + HEADER_LEN + self.header.manifest_len + self.header.table_len, region)];
+        let mut gaps = vec![(
+            self.payload_start + HEADER_LEN + self.header.manifest_len + self.header.table_len,
+            region,
+        )];
         let mut entries: Vec<&BlobEntry> = self.blobs.values().collect();
         entries.sort_by_key(|e| e.offset);
         for pair in entries.windows(2) {
-            gaps.push((region + pair[0].offset + pair[0].len, region + pair[1].offset));
+            gaps.push((
+                region + pair[0].offset + pair[0].len,
+                region + pair[1].offset,
+            ));
         }
         for (from, to) in gaps {
             let bytes = read_exact_at(&self.file, to - from, from, "padding")?;
             if bytes.iter().any(|&b| b != 0) {
-                return Err(Error::Damaged { part: "padding".into(), problem: format!("non-zero bytes at offset {from}") });
+                return Err(Error::Damaged {
+                    part: "padding".into(),
+                    problem: format!("non-zero bytes at offset {from}"),
+                });
             }
         }
         Ok(())

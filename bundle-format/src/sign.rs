@@ -26,9 +26,15 @@ const PUBLIC_TAG: &str = "capsa-public-key ed25519 ";
 #[non_exhaustive]
 pub enum KeyError {
     #[error("cannot read key file {path}")]
-    ReadKey { path: PathBuf, source: std::io::Error },
+    ReadKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write key file {path}")]
-    WriteKey { path: PathBuf, source: std::io::Error },
+    WriteKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("key file {path} is not a capsa {kind} key")]
     ParseKey { path: PathBuf, kind: &'static str },
     #[error("cannot get random bytes for a new key")]
@@ -50,11 +56,20 @@ fn parse_line(text: &str, tag: &str) -> Option<[u8; 32]> {
 }
 
 fn read_small(path: &Path) -> Result<String, KeyError> {
-    let meta = fs::metadata(path).map_err(|source| KeyError::ReadKey { path: path.into(), source })?;
+    let meta = fs::metadata(path).map_err(|source| KeyError::ReadKey {
+        path: path.into(),
+        source,
+    })?;
     if meta.len() > 4096 {
-        return Err(KeyError::ParseKey { path: path.into(), kind: "(any)" });
+        return Err(KeyError::ParseKey {
+            path: path.into(),
+            kind: "(any)",
+        });
     }
-    fs::read_to_string(path).map_err(|source| KeyError::ReadKey { path: path.into(), source })
+    fs::read_to_string(path).map_err(|source| KeyError::ReadKey {
+        path: path.into(),
+        source,
+    })
 }
 
 impl PublicKey {
@@ -63,7 +78,10 @@ impl PublicKey {
         parse_line(&text, PUBLIC_TAG)
             .and_then(|b| VerifyingKey::from_bytes(&b).ok())
             .map(Self)
-            .ok_or_else(|| KeyError::ParseKey { path: path.into(), kind: "public" })
+            .ok_or_else(|| KeyError::ParseKey {
+                path: path.into(),
+                kind: "public",
+            })
     }
 
     pub fn key_id(&self) -> String {
@@ -78,7 +96,9 @@ impl PublicKey {
     pub fn verify(&self, manifest: &[u8], sig: &[u8; 64]) -> bool {
         let mut msg = SIGNING_CONTEXT.to_vec();
         msg.extend_from_slice(manifest);
-        self.0.verify_strict(&msg, &Signature::from_bytes(sig)).is_ok()
+        self.0
+            .verify_strict(&msg, &Signature::from_bytes(sig))
+            .is_ok()
     }
 }
 
@@ -94,7 +114,10 @@ impl SecretKey {
         let text = read_small(path)?;
         parse_line(&text, SECRET_TAG)
             .map(|b| Self(SigningKey::from_bytes(&b)))
-            .ok_or_else(|| KeyError::ParseKey { path: path.into(), kind: "secret" })
+            .ok_or_else(|| KeyError::ParseKey {
+                path: path.into(),
+                kind: "secret",
+            })
     }
 
     pub fn public(&self) -> PublicKey {
@@ -111,13 +134,27 @@ impl SecretKey {
                 .create_new(true)
                 .mode(mode)
                 .open(path)
-                .map_err(|source| KeyError::WriteKey { path: path.into(), source })?;
+                .map_err(|source| KeyError::WriteKey {
+                    path: path.into(),
+                    source,
+                })?;
             f.write_all(text.as_bytes())
                 .and_then(|_| f.sync_all())
-                .map_err(|source| KeyError::WriteKey { path: path.into(), source })
+                .map_err(|source| KeyError::WriteKey {
+                    path: path.into(),
+                    source,
+                })
         };
-        write(&key_path, 0o600, format!("{SECRET_TAG}{}\n", hex::encode(self.0.to_bytes())))?;
-        write(&pub_path, 0o644, format!("{PUBLIC_TAG}{}\n", self.public().to_hex()))?;
+        write(
+            &key_path,
+            0o600,
+            format!("{SECRET_TAG}{}\n", hex::encode(self.0.to_bytes())),
+        )?;
+        write(
+            &pub_path,
+            0o644,
+            format!("{PUBLIC_TAG}{}\n", self.public().to_hex()),
+        )?;
         Ok((key_path, pub_path))
     }
 
@@ -127,7 +164,11 @@ impl SecretKey {
         msg.extend_from_slice(manifest);
         let sig = self.0.sign(&msg);
         let public = self.public();
-        SignatureEntry { key_id: public.key_id(), public_key: public.to_hex(), signature: hex::encode(sig.to_bytes()) }
+        SignatureEntry {
+            key_id: public.key_id(),
+            public_key: public.to_hex(),
+            signature: hex::encode(sig.to_bytes()),
+        }
     }
 }
 
@@ -187,17 +228,31 @@ mod tests {
         let k = SecretKey::generate().unwrap();
         let (kp, pp) = k.save(&dir.path().join("me")).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&kp).unwrap().permissions().mode() & 0o777, 0o600);
-        assert!(k.save(&dir.path().join("me")).is_err(), "overwrote an existing key");
+        assert_eq!(
+            fs::metadata(&kp).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(
+            k.save(&dir.path().join("me")).is_err(),
+            "overwrote an existing key"
+        );
         let k2 = SecretKey::load(&kp).unwrap();
         let p = PublicKey::load(&pp).unwrap();
         let e = k2.sign(b"manifest");
         let sig = e.signature_bytes().unwrap();
         assert!(p.verify(b"manifest", &sig));
         assert!(!p.verify(b"manifesT", &sig));
-        assert!(PublicKey::load(&kp).is_err(), "secret key accepted as public");
-        let block = SignatureBlock { signatures: vec![e] };
-        assert_eq!(SignatureBlock::from_bytes(&block.to_bytes()).unwrap(), block);
+        assert!(
+            PublicKey::load(&kp).is_err(),
+            "secret key accepted as public"
+        );
+        let block = SignatureBlock {
+            signatures: vec![e],
+        };
+        assert_eq!(
+            SignatureBlock::from_bytes(&block.to_bytes()).unwrap(),
+            block
+        );
     }
 }
 

@@ -35,6 +35,8 @@ pub struct TocEntry {
     pub mode: u32,
     /// Content size in bytes (files only; 0 otherwise).
     pub size: u64,
+    /// Modification time, seconds since the epoch (restored on regular files when extracted).
+    pub mtime: u64,
     /// Content digest (files only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<Digest>,
@@ -59,21 +61,30 @@ pub struct TocError {
 }
 
 fn err(path: &BundlePath, problem: impl Into<String>) -> TocError {
-    TocError { path: path.to_string(), problem: problem.into() }
+    TocError {
+        path: path.to_string(),
+        problem: problem.into(),
+    }
 }
 
 impl Toc {
     /// Checks every invariant listed in the module docs.
     pub fn validate(&self) -> Result<(), TocError> {
         if self.entries.len() > MAX_ENTRIES {
-            return Err(TocError { path: String::new(), problem: format!("more than {MAX_ENTRIES} entries") });
+            return Err(TocError {
+                path: String::new(),
+                problem: format!("more than {MAX_ENTRIES} entries"),
+            });
         }
         let mut kinds: std::collections::HashMap<&BundlePath, EntryKind> = Default::default();
         let mut prev: Option<&BundlePath> = None;
         for e in &self.entries {
             if let Some(p) = prev {
                 if p.as_str().as_bytes() >= e.path.as_str().as_bytes() {
-                    return Err(err(&e.path, "duplicate or out of order (entries must be sorted)"));
+                    return Err(err(
+                        &e.path,
+                        "duplicate or out of order (entries must be sorted)",
+                    ));
                 }
             }
             prev = Some(&e.path);
@@ -90,18 +101,28 @@ impl Toc {
 
     /// Sum of the sizes of regular files.
     pub fn content_size(&self) -> u64 {
-        self.entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| e.size).sum()
+        self.entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::File)
+            .map(|e| e.size)
+            .sum()
     }
 }
 
-fn validate_entry(e: &TocEntry, kinds: &std::collections::HashMap<&BundlePath, EntryKind>) -> Result<(), TocError> {
+fn validate_entry(
+    e: &TocEntry,
+    kinds: &std::collections::HashMap<&BundlePath, EntryKind>,
+) -> Result<(), TocError> {
     let (mode_ok, has_size, has_digest, has_target) = match e.kind {
         EntryKind::Dir => (e.mode == 0o755, false, false, false),
         EntryKind::File => (e.mode == 0o755 || e.mode == 0o644, true, true, false),
         EntryKind::Symlink | EntryKind::Hardlink => (e.mode == 0o777, false, false, true),
     };
     if !mode_ok {
-        return Err(err(&e.path, format!("mode {:o} is not allowed for a {:?}", e.mode, e.kind)));
+        return Err(err(
+            &e.path,
+            format!("mode {:o} is not allowed for a {:?}", e.mode, e.kind),
+        ));
     }
     if !has_size && e.size != 0 {
         return Err(err(&e.path, "only regular files have a size"));
@@ -113,20 +134,30 @@ fn validate_entry(e: &TocEntry, kinds: &std::collections::HashMap<&BundlePath, E
         return Err(err(&e.path, "links, and only they, carry a target"));
     }
     if let Some(target) = &e.target {
-        if target.is_empty() || target.len() > MAX_PATH_LEN || target.chars().any(is_forbidden_char) {
-            return Err(err(&e.path, "link target is empty, too long or has control characters"));
+        if target.is_empty() || target.len() > MAX_PATH_LEN || target.chars().any(is_forbidden_char)
+        {
+            return Err(err(
+                &e.path,
+                "link target is empty, too long or has control characters",
+            ));
         }
         match e.kind {
             EntryKind::Symlink => {
                 if e.path.resolve_link(target).is_none() {
-                    return Err(err(&e.path, format!("symlink target {target:?} leads out of the bundle root")));
+                    return Err(err(
+                        &e.path,
+                        format!("symlink target {target:?} leads out of the bundle root"),
+                    ));
                 }
             }
             _ => {
                 let t = BundlePath::new(target)
                     .map_err(|why| err(&e.path, format!("hardlink target {target:?}: {why}")))?;
                 if kinds.get(&t) != Some(&EntryKind::File) {
-                    return Err(err(&e.path, format!("hardlink target {t} is not an earlier regular file of this layer")));
+                    return Err(err(
+                        &e.path,
+                        format!("hardlink target {t} is not an earlier regular file of this layer"),
+                    ));
                 }
             }
         }
@@ -139,7 +170,15 @@ mod tests {
     use super::*;
 
     fn dir(p: &str) -> TocEntry {
-        TocEntry { path: BundlePath::new(p).unwrap(), kind: EntryKind::Dir, mode: 0o755, size: 0, sha256: None, target: None }
+        TocEntry {
+            path: BundlePath::new(p).unwrap(),
+            kind: EntryKind::Dir,
+            mode: 0o755,
+            size: 0,
+            mtime: 0,
+            sha256: None,
+            target: None,
+        }
     }
     fn file(p: &str, mode: u32) -> TocEntry {
         TocEntry {
@@ -147,12 +186,21 @@ mod tests {
             kind: EntryKind::File,
             mode,
             size: 1,
+            mtime: 0,
             sha256: Some(Digest::of(b"x")),
             target: None,
         }
     }
     fn link(p: &str, kind: EntryKind, t: &str) -> TocEntry {
-        TocEntry { path: BundlePath::new(p).unwrap(), kind, mode: 0o777, size: 0, sha256: None, target: Some(t.into()) }
+        TocEntry {
+            path: BundlePath::new(p).unwrap(),
+            kind,
+            mode: 0o777,
+            size: 0,
+            mtime: 0,
+            sha256: None,
+            target: Some(t.into()),
+        }
     }
 
     #[test]
@@ -176,11 +224,23 @@ mod tests {
             (vec![file("a", 0o644), file("a", 0o644)], "duplicate"),
             (vec![dir("b"), dir("a")], "out of order"),
             (vec![file("a/b", 0o644)], "parent"),
-            (vec![link("a", EntryKind::Symlink, "/etc"), file("a/passwd", 0o644)], "parent"),
+            (
+                vec![
+                    link("a", EntryKind::Symlink, "/etc"),
+                    file("a/passwd", 0o644),
+                ],
+                "parent",
+            ),
             (vec![file("a", 0o4755)], "mode"),
             (vec![file("a", 0o666)], "mode"),
-            (vec![dir("a"), link("a/b", EntryKind::Symlink, "../../x")], "leads out"),
-            (vec![link("h", EntryKind::Hardlink, "../etc/passwd")], "hardlink target"),
+            (
+                vec![dir("a"), link("a/b", EntryKind::Symlink, "../../x")],
+                "leads out",
+            ),
+            (
+                vec![link("h", EntryKind::Hardlink, "../etc/passwd")],
+                "hardlink target",
+            ),
             (vec![link("h", EntryKind::Hardlink, "z")], "not an earlier"),
         ];
         for (entries, want) in cases {

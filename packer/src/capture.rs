@@ -26,8 +26,16 @@ const MAX_LINK_HOPS: usize = 40;
 /// What a captured path is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemKind {
-    File { source: PathBuf, executable: bool, size: u64, mtime: u64, inode: (u64, u64) },
-    Symlink { target: String },
+    File {
+        source: PathBuf,
+        executable: bool,
+        size: u64,
+        mtime: u64,
+        inode: (u64, u64),
+    },
+    Symlink {
+        target: String,
+    },
     Dir,
 }
 
@@ -60,23 +68,34 @@ pub struct CaptureSet {
 }
 
 fn capture_err(path: &Path, problem: impl Into<String>) -> PackError {
-    PackError::Capture { path: path.into(), problem: problem.into() }
+    PackError::Capture {
+        path: path.into(),
+        problem: problem.into(),
+    }
 }
 
 fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> PackError + '_ {
-    move |source| PackError::ReadSource { path: path.into(), source }
+    move |source| PackError::ReadSource {
+        path: path.into(),
+        source,
+    }
 }
 
 /// Host paths never captured by following links (they are the sandbox's own business).
 fn is_virtual(p: &Path) -> bool {
-    ["/proc", "/sys", "/dev", "/run", "/tmp"].iter().any(|v| p.starts_with(v))
+    ["/proc", "/sys", "/dev", "/run", "/tmp"]
+        .iter()
+        .any(|v| p.starts_with(v))
 }
 
 /// True when the file starts with the ELF magic.
 pub fn looks_like_elf(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 4];
-    fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && crate::elf::is_elf(&head)
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && crate::elf::is_elf(&head)
 }
 
 impl CaptureSet {
@@ -85,7 +104,10 @@ impl CaptureSet {
     pub fn new(exclude: &[String]) -> Result<Self, PackError> {
         let mut b = GlobSetBuilder::new();
         for g in exclude {
-            for pattern in [Some(g.as_str()), g.strip_suffix("/**")].into_iter().flatten() {
+            for pattern in [Some(g.as_str()), g.strip_suffix("/**")]
+                .into_iter()
+                .flatten()
+            {
                 let glob = GlobBuilder::new(pattern)
                     .literal_separator(true)
                     .build()
@@ -93,8 +115,13 @@ impl CaptureSet {
                 b.add(glob);
             }
         }
-        let set = b.build().map_err(|e| capture_err(Path::new("exclude"), e.to_string()))?;
-        Ok(Self { excludes: Some(set), ..Default::default() })
+        let set = b
+            .build()
+            .map_err(|e| capture_err(Path::new("exclude"), e.to_string()))?;
+        Ok(Self {
+            excludes: Some(set),
+            ..Default::default()
+        })
     }
 
     pub fn is_excluded(&self, p: &Path) -> bool {
@@ -102,13 +129,32 @@ impl CaptureSet {
     }
 
     fn key(path: &Path) -> Result<BundlePath, PackError> {
-        BundlePath::from_host(path).map_err(|e| capture_err(path, format!("cannot be stored in a bundle: {e}")))
+        BundlePath::from_host(path)
+            .map_err(|e| capture_err(path, format!("cannot be stored in a bundle: {e}")))
     }
 
-    fn note(&mut self, key: BundlePath, kind: ItemKind, role: LayerRole, reason: &str) -> Result<(), PackError> {
-        let item = self.items.entry(key.clone()).or_insert_with(|| Item { kind: kind.clone(), roles: BTreeSet::new(), reasons: Vec::new() });
-        if item.kind != kind && !matches!((&item.kind, &kind), (ItemKind::File { .. }, ItemKind::File { .. })) {
-            return Err(capture_err(&key.to_absolute(), "captured twice as different kinds of file"));
+    fn note(
+        &mut self,
+        key: BundlePath,
+        kind: ItemKind,
+        role: LayerRole,
+        reason: &str,
+    ) -> Result<(), PackError> {
+        let item = self.items.entry(key.clone()).or_insert_with(|| Item {
+            kind: kind.clone(),
+            roles: BTreeSet::new(),
+            reasons: Vec::new(),
+        });
+        if item.kind != kind
+            && !matches!(
+                (&item.kind, &kind),
+                (ItemKind::File { .. }, ItemKind::File { .. })
+            )
+        {
+            return Err(capture_err(
+                &key.to_absolute(),
+                "captured twice as different kinds of file",
+            ));
         }
         item.roles.insert(role);
         if item.reasons.len() < MAX_REASONS && !item.reasons.iter().any(|r| r == reason) {
@@ -118,14 +164,23 @@ impl CaptureSet {
     }
 
     /// Captures a regular file from `source` at bundle path `at`.
-    pub fn add_file(&mut self, at: &Path, source: &Path, role: LayerRole, reason: &str) -> Result<(), PackError> {
+    pub fn add_file(
+        &mut self,
+        at: &Path,
+        source: &Path,
+        role: LayerRole,
+        reason: &str,
+    ) -> Result<(), PackError> {
         let meta = fs::metadata(source).map_err(read_err(source))?;
         if !meta.is_file() {
             return Err(capture_err(source, "is not a regular file"));
         }
         fs::File::open(source).map_err(read_err(source))?;
         if meta.mode() & 0o7000 != 0 {
-            self.warnings.push(format!("{}: setuid, setgid and sticky bits dropped", at.display()));
+            self.warnings.push(format!(
+                "{}: setuid, setgid and sticky bits dropped",
+                at.display()
+            ));
         }
         let kind = ItemKind::File {
             source: source.into(),
@@ -137,16 +192,28 @@ impl CaptureSet {
         self.note(Self::key(at)?, kind, role, reason)
     }
 
-    fn add_symlink(&mut self, at: &Path, role: LayerRole, reason: &str) -> Result<PathBuf, PackError> {
+    fn add_symlink(
+        &mut self,
+        at: &Path,
+        role: LayerRole,
+        reason: &str,
+    ) -> Result<PathBuf, PackError> {
         let target = fs::read_link(at).map_err(read_err(at))?;
-        let text = target.to_str().ok_or_else(|| capture_err(at, "symlink target is not UTF-8"))?;
+        let text = target
+            .to_str()
+            .ok_or_else(|| capture_err(at, "symlink target is not UTF-8"))?;
         let key = Self::key(at)?;
         let stored = match key.resolve_link(text) {
             Some(_) => text.to_owned(),
             // Climbing above `/` stops at `/` in the kernel: store the equivalent absolute target.
             None => {
-                let clamped: PathBuf = Path::new("/").join(text.trim_start_matches("../").trim_start_matches('/'));
-                self.warnings.push(format!("{}: symlink target {text:?} climbs above /, stored as {}", at.display(), clamped.display()));
+                let clamped: PathBuf =
+                    Path::new("/").join(text.trim_start_matches("../").trim_start_matches('/'));
+                self.warnings.push(format!(
+                    "{}: symlink target {text:?} climbs above /, stored as {}",
+                    at.display(),
+                    clamped.display()
+                ));
                 clamped.to_string_lossy().into_owned()
             }
         };
@@ -160,7 +227,12 @@ impl CaptureSet {
     /// Captures `path` as the loader or app would reach it: every symlink on the way is kept as
     /// a symlink, and the file or directory it leads to is captured at its real path.
     /// Returns that real path.
-    pub fn add_path(&mut self, path: &Path, role: LayerRole, reason: &str) -> Result<PathBuf, PackError> {
+    pub fn add_path(
+        &mut self,
+        path: &Path,
+        role: LayerRole,
+        reason: &str,
+    ) -> Result<PathBuf, PackError> {
         if !path.is_absolute() {
             return Err(capture_err(path, "is not an absolute path"));
         }
@@ -183,7 +255,14 @@ impl CaptureSet {
                 continue;
             };
             let next = cur.join(&name);
-            let meta = fs::symlink_metadata(&next).map_err(read_err(&next))?;
+            let meta = fs::symlink_metadata(&next).map_err(|e| {
+                let at = if next == path {
+                    String::new()
+                } else {
+                    format!(" ({})", next.display())
+                };
+                capture_err(path, format!("{e}{at}"))
+            })?;
             if meta.file_type().is_symlink() {
                 hops += 1;
                 if hops > MAX_LINK_HOPS {
@@ -199,7 +278,10 @@ impl CaptureSet {
                 queue = restart;
             } else {
                 if !queue.is_empty() && !meta.is_dir() {
-                    return Err(capture_err(&next, format!("is not a directory (on the way to {})", path.display())));
+                    return Err(capture_err(
+                        &next,
+                        format!("is not a directory (on the way to {})", path.display()),
+                    ));
                 }
                 cur = next;
             }
@@ -220,20 +302,37 @@ impl CaptureSet {
     /// Queues an ELF object for the closure pass.
     pub fn enqueue(&mut self, path: &Path, inherited_rpath: Vec<PathBuf>, required: bool) {
         if looks_like_elf(path) {
-            self.queue.push_back(Pending { path: path.into(), source: path.into(), inherited_rpath, required });
+            self.queue.push_back(Pending {
+                path: path.into(),
+                source: path.into(),
+                inherited_rpath,
+                required,
+            });
         }
     }
 
     /// Captures a whole directory tree as it is (symlinks as symlinks, their file targets too),
     /// skipping excluded paths and special files.
-    pub fn add_tree(&mut self, root: &Path, role: LayerRole, reason: &str) -> Result<(), PackError> {
-        let walker = walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name().into_iter();
+    pub fn add_tree(
+        &mut self,
+        root: &Path,
+        role: LayerRole,
+        reason: &str,
+    ) -> Result<(), PackError> {
+        let walker = walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter();
         let excludes = self.excludes.clone();
-        let walker = walker.filter_entry(|e| !excludes.as_ref().is_some_and(|g| g.is_match(e.path())));
+        let walker =
+            walker.filter_entry(|e| !excludes.as_ref().is_some_and(|g| g.is_match(e.path())));
         for entry in walker {
             let entry = entry.map_err(|e| {
                 let path = e.path().unwrap_or(root).to_path_buf();
-                PackError::ReadSource { path, source: e.into() }
+                PackError::ReadSource {
+                    path,
+                    source: e.into(),
+                }
             })?;
             let p = entry.path();
             let ft = entry.file_type();
@@ -253,14 +352,25 @@ impl CaptureSet {
                     }
                     Ok(m) if m.is_dir() => {
                         if !abs.starts_with(root) {
-                            self.warnings.push(format!("{}: symlink to directory {} not followed", p.display(), target.display()));
+                            self.warnings.push(format!(
+                                "{}: symlink to directory {} not followed",
+                                p.display(),
+                                target.display()
+                            ));
                         }
                     }
                     Ok(_) => {}
-                    Err(_) => self.warnings.push(format!("{}: dangling symlink to {}", p.display(), target.display())),
+                    Err(_) => self.warnings.push(format!(
+                        "{}: dangling symlink to {}",
+                        p.display(),
+                        target.display()
+                    )),
                 }
             } else {
-                self.warnings.push(format!("{}: special file (device, fifo or socket) skipped", p.display()));
+                self.warnings.push(format!(
+                    "{}: special file (device, fifo or socket) skipped",
+                    p.display()
+                ));
             }
         }
         Ok(())
@@ -281,13 +391,26 @@ mod tests {
         symlink("usr/lib", root.join("lib")).unwrap();
         symlink("libx.so.1.2", root.join("usr/lib/libx.so.1")).unwrap();
         let mut set = CaptureSet::new(&[]).unwrap();
-        let real = set.add_path(&root.join("lib/libx.so.1"), LayerRole::Deps, "test").unwrap();
+        let real = set
+            .add_path(&root.join("lib/libx.so.1"), LayerRole::Deps, "test")
+            .unwrap();
         assert_eq!(real, root.join("usr/lib/libx.so.1.2"));
-        let kinds: Vec<(String, &ItemKind)> = set.items.iter().map(|(k, v)| (k.to_string(), &v.kind)).collect();
+        let kinds: Vec<(String, &ItemKind)> = set
+            .items
+            .iter()
+            .map(|(k, v)| (k.to_string(), &v.kind))
+            .collect();
         let base = root.display().to_string();
-        assert!(kinds.iter().any(|(k, v)| *k == format!("{base}/lib") && matches!(v, ItemKind::Symlink { target } if target == "usr/lib")));
-        assert!(kinds.iter().any(|(k, v)| *k == format!("{base}/usr/lib/libx.so.1") && matches!(v, ItemKind::Symlink { .. })));
-        assert!(kinds.iter().any(|(k, v)| *k == format!("{base}/usr/lib/libx.so.1.2") && matches!(v, ItemKind::File { .. })));
+        assert!(kinds.iter().any(|(k, v)| *k == format!("{base}/lib")
+            && matches!(v, ItemKind::Symlink { target } if target == "usr/lib")));
+        assert!(kinds
+            .iter()
+            .any(|(k, v)| *k == format!("{base}/usr/lib/libx.so.1")
+                && matches!(v, ItemKind::Symlink { .. })));
+        assert!(kinds
+            .iter()
+            .any(|(k, v)| *k == format!("{base}/usr/lib/libx.so.1.2")
+                && matches!(v, ItemKind::File { .. })));
     }
 
     #[test]
@@ -303,9 +426,18 @@ mod tests {
         let r = root.display();
         let mut set = CaptureSet::new(&[format!("{r}/test/**"), "**/*.pyc".into()]).unwrap();
         set.add_tree(&root, LayerRole::App, "listed").unwrap();
-        let names: Vec<String> = set.items.keys().map(|k| k.to_string().replace(&r.to_string(), "")).collect();
+        let names: Vec<String> = set
+            .items
+            .keys()
+            .map(|k| k.to_string().replace(&r.to_string(), ""))
+            .collect();
         assert!(names.contains(&"/keep/a.py".to_owned()), "{names:?}");
-        assert!(!names.iter().any(|n| n.contains("test") || n.ends_with(".pyc") || n.ends_with("sock")), "{names:?}");
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("test") || n.ends_with(".pyc") || n.ends_with("sock")),
+            "{names:?}"
+        );
         assert!(set.warnings.iter().any(|w| w.contains("special file")));
     }
 }

@@ -40,7 +40,10 @@ pub const GLIBC_SONAMES: &[&str] = &[
 
 /// True for glibc's objects and the dynamic loader.
 pub fn is_glibc(soname: &str) -> bool {
-    GLIBC_SONAMES.contains(&soname) || soname.starts_with("ld-linux") || soname.starts_with("ld64.so") || soname == "ld.so.1"
+    GLIBC_SONAMES.contains(&soname)
+        || soname.starts_with("ld-linux")
+        || soname.starts_with("ld64.so")
+        || soname == "ld.so.1"
 }
 
 /// What the closure pass learned besides the files.
@@ -70,7 +73,13 @@ pub struct Closure<'a> {
 }
 
 impl<'a> Closure<'a> {
-    pub fn new(set: &'a mut CaptureSet, cache: LdCache, library_path: Vec<PathBuf>, allow_missing: &[String], allow_all_missing: bool) -> Self {
+    pub fn new(
+        set: &'a mut CaptureSet,
+        cache: LdCache,
+        library_path: Vec<PathBuf>,
+        allow_missing: &[String],
+        allow_all_missing: bool,
+    ) -> Self {
         Self {
             set,
             cache,
@@ -98,14 +107,28 @@ impl<'a> Closure<'a> {
 
     fn resolver(&mut self, kind: ElfKind) -> &Resolver {
         let (cache, lp) = (&self.cache, &self.library_path);
-        self.resolvers.entry(kind).or_insert_with(|| Resolver::new(kind, cache.clone(), lp.clone()))
+        self.resolvers
+            .entry(kind)
+            .or_insert_with(|| Resolver::new(kind, cache.clone(), lp.clone()))
     }
 
     /// Captures a resolved library (and its hwcaps variants) and queues it.
-    fn take(&mut self, path: &Path, variants: &[PathBuf], role: LayerRole, reason: &str, rpath: &[PathBuf]) -> Result<(), PackError> {
+    fn take(
+        &mut self,
+        path: &Path,
+        variants: &[PathBuf],
+        role: LayerRole,
+        reason: &str,
+        rpath: &[PathBuf],
+    ) -> Result<(), PackError> {
         for p in std::iter::once(path).chain(variants.iter().map(PathBuf::as_path)) {
             self.set.add_path(p, role, reason)?;
-            self.set.queue.push_back(Pending { path: p.into(), source: p.into(), inherited_rpath: rpath.to_vec(), required: true });
+            self.set.queue.push_back(Pending {
+                path: p.into(),
+                source: p.into(),
+                inherited_rpath: rpath.to_vec(),
+                required: true,
+            });
         }
         Ok(())
     }
@@ -121,24 +144,44 @@ impl<'a> Closure<'a> {
     }
 
     fn scan(&mut self, p: Pending) -> Result<(), PackError> {
-        let bytes = std::fs::read(&p.source).map_err(|source| PackError::ReadSource { path: p.source.clone(), source })?;
+        let bytes = std::fs::read(&p.source).map_err(|source| PackError::ReadSource {
+            path: p.source.clone(),
+            source,
+        })?;
         let info = match ElfInfo::parse(&bytes) {
             Ok(Some(info)) => info,
             Ok(None) => return Ok(()),
-            Err(source) if p.required => return Err(PackError::Elf { path: p.source, source }),
+            Err(source) if p.required => {
+                return Err(PackError::Elf {
+                    path: p.source,
+                    source,
+                })
+            }
             Err(e) => {
-                self.set.warnings.push(format!("{}: not a readable ELF object ({e}); its dependencies are not followed", p.path.display()));
+                self.set.warnings.push(format!(
+                    "{}: not a readable ELF object ({e}); its dependencies are not followed",
+                    p.path.display()
+                ));
                 return Ok(());
             }
         };
         drop(bytes);
         if info.kind.arch().is_none() {
-            self.set.warnings.push(format!("{}: ELF machine {} is not supported; dependencies not followed", p.path.display(), info.kind.machine));
+            self.set.warnings.push(format!(
+                "{}: ELF machine {} is not supported; dependencies not followed",
+                p.path.display(),
+                info.kind.machine
+            ));
             return Ok(());
         }
         self.facts.kinds.insert(info.kind);
         if let Some(v) = &info.max_glibc {
-            if self.facts.max_glibc.as_deref().is_none_or(|m| version_key(v) > version_key(m)) {
+            if self
+                .facts
+                .max_glibc
+                .as_deref()
+                .is_none_or(|m| version_key(v) > version_key(m))
+            {
                 self.facts.max_glibc = Some(v.clone());
             }
         }
@@ -149,22 +192,41 @@ impl<'a> Closure<'a> {
         if let Some(interp) = &info.interpreter {
             let ip = PathBuf::from(interp);
             if kind_of(&ip) == Some(info.kind) {
-                self.take(&ip, &[], LayerRole::Libc, &format!("program interpreter of {who}"), &[])?;
+                self.take(
+                    &ip,
+                    &[],
+                    LayerRole::Libc,
+                    &format!("program interpreter of {who}"),
+                    &[],
+                )?;
             } else {
-                self.facts.unresolved.push(format!("program interpreter {interp} of {who} is missing or not a {:?} ELF object", info.kind.arch()));
+                self.facts.unresolved.push(format!(
+                    "program interpreter {interp} of {who} is missing or not a {:?} ELF object",
+                    info.kind.arch()
+                ));
             }
         }
         let mut child_rpath: Vec<PathBuf> = Vec::new();
         if info.runpath.is_empty() {
             let resolver = self.resolver(info.kind);
-            child_rpath.extend(info.rpath.iter().map(|d| PathBuf::from(resolver.expand(d, &p.path))));
+            child_rpath.extend(
+                info.rpath
+                    .iter()
+                    .map(|d| PathBuf::from(resolver.expand(d, &p.path))),
+            );
         }
         child_rpath.extend(p.inherited_rpath.iter().cloned());
         for soname in &info.needed {
-            let found = self.resolver(info.kind).resolve(soname, &p.path, &info, &p.inherited_rpath);
+            let found =
+                self.resolver(info.kind)
+                    .resolve(soname, &p.path, &info, &p.inherited_rpath);
             match found {
                 Some(res) => {
-                    let role = if is_glibc(soname) { LayerRole::Libc } else { LayerRole::Deps };
+                    let role = if is_glibc(soname) {
+                        LayerRole::Libc
+                    } else {
+                        LayerRole::Deps
+                    };
                     let reason = format!("NEEDED by {who} (via {})", res.via.as_str());
                     self.take(&res.path, &res.variants, role, &reason, &child_rpath)?;
                     if soname == "libc.so.6" {
@@ -175,11 +237,20 @@ impl<'a> Closure<'a> {
             }
         }
         for note in &info.dlopen {
-            let found = note.sonames.iter().find_map(|s| self.resolver(info.kind).resolve(s, &p.path, &info, &p.inherited_rpath));
+            let found = note.sonames.iter().find_map(|s| {
+                self.resolver(info.kind)
+                    .resolve(s, &p.path, &info, &p.inherited_rpath)
+            });
             match found {
                 Some(res) => {
                     let reason = format!("dlopen note of {who} ({})", note.priority);
-                    self.take(&res.path, &res.variants, LayerRole::Deps, &reason, &child_rpath)?;
+                    self.take(
+                        &res.path,
+                        &res.variants,
+                        LayerRole::Deps,
+                        &reason,
+                        &child_rpath,
+                    )?;
                 }
                 None => {
                     let optional = note.priority != "required";
@@ -203,7 +274,13 @@ impl<'a> Closure<'a> {
         for name in GLIBC_SONAMES {
             let p = dir.join(name);
             if kind_of(&p) == Some(kind) {
-                self.take(&p, &[], LayerRole::Libc, "glibc run-time piece (NSS, dlopened helpers)", &[])?;
+                self.take(
+                    &p,
+                    &[],
+                    LayerRole::Libc,
+                    "glibc run-time piece (NSS, dlopened helpers)",
+                    &[],
+                )?;
             }
         }
         Ok(())
@@ -212,12 +289,26 @@ impl<'a> Closure<'a> {
     /// glibc's gconv modules, for programs that call `iconv_open`.
     fn add_gconv(&mut self, who: &str, kind: ElfKind) -> Result<(), PackError> {
         self.gconv_done = true;
-        let Some(ma) = kind.multiarch() else { return Ok(()) };
-        for dir in [format!("/usr/lib/{ma}/gconv"), "/usr/lib64/gconv".into(), "/usr/lib/gconv".into()] {
+        let Some(ma) = kind.multiarch() else {
+            return Ok(());
+        };
+        for dir in [
+            format!("/usr/lib/{ma}/gconv"),
+            "/usr/lib64/gconv".into(),
+            "/usr/lib/gconv".into(),
+        ] {
             let dir = PathBuf::from(dir);
             if dir.is_dir() {
-                let real = self.set.add_path(&dir, LayerRole::Deps, &format!("gconv modules: iconv_open used by {who}"))?;
-                return self.set.add_tree(&real, LayerRole::Deps, &format!("gconv modules: iconv_open used by {who}"));
+                let real = self.set.add_path(
+                    &dir,
+                    LayerRole::Deps,
+                    &format!("gconv modules: iconv_open used by {who}"),
+                )?;
+                return self.set.add_tree(
+                    &real,
+                    LayerRole::Deps,
+                    &format!("gconv modules: iconv_open used by {who}"),
+                );
             }
         }
         Ok(())

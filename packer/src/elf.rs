@@ -86,15 +86,26 @@ pub fn kind_of(path: &Path) -> Option<ElfKind> {
     let mut f = std::fs::File::open(path).ok()?;
     let n = f.read(&mut head).ok()?;
     let h = goblin::elf::Elf::parse_header(&head[..n]).ok()?;
-    if !is_elf(&head) || !matches!(h.e_type, goblin::elf::header::ET_DYN | goblin::elf::header::ET_EXEC) {
+    if !is_elf(&head)
+        || !matches!(
+            h.e_type,
+            goblin::elf::header::ET_DYN | goblin::elf::header::ET_EXEC
+        )
+    {
         return None;
     }
-    Some(ElfKind { is_64: h.e_ident[goblin::elf::header::EI_CLASS] == goblin::elf::header::ELFCLASS64, machine: h.e_machine })
+    Some(ElfKind {
+        is_64: h.e_ident[goblin::elf::header::EI_CLASS] == goblin::elf::header::ELFCLASS64,
+        machine: h.e_machine,
+    })
 }
 
 /// Compares `GLIBC_2.34`-style versions numerically.
 pub fn version_key(v: &str) -> Vec<u32> {
-    v.trim_start_matches("GLIBC_").split('.').map(|p| p.parse().unwrap_or(0)).collect()
+    v.trim_start_matches("GLIBC_")
+        .split('.')
+        .map(|p| p.parse().unwrap_or(0))
+        .collect()
 }
 
 impl ElfInfo {
@@ -102,18 +113,31 @@ impl ElfInfo {
     /// libraries (relocatable objects, core files).
     pub fn parse(bytes: &[u8]) -> Result<Option<Self>, goblin::error::Error> {
         let elf = Elf::parse(bytes)?;
-        if !matches!(elf.header.e_type, goblin::elf::header::ET_DYN | goblin::elf::header::ET_EXEC) {
+        if !matches!(
+            elf.header.e_type,
+            goblin::elf::header::ET_DYN | goblin::elf::header::ET_EXEC
+        ) {
             return Ok(None);
         }
         let split = |v: &[&str]| -> Vec<String> {
-            v.iter().flat_map(|s| s.split(':')).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+            v.iter()
+                .flat_map(|s| s.split(':'))
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
         };
         let mut max_glibc: Option<String> = None;
         if let Some(verneed) = &elf.verneed {
             for need in verneed.iter() {
                 for aux in need.iter() {
-                    let Some(name) = elf.dynstrtab.get_at(aux.vna_name) else { continue };
-                    if name.starts_with("GLIBC_2") && max_glibc.as_deref().is_none_or(|m| version_key(name) > version_key(m)) {
+                    let Some(name) = elf.dynstrtab.get_at(aux.vna_name) else {
+                        continue;
+                    };
+                    if name.starts_with("GLIBC_2")
+                        && max_glibc
+                            .as_deref()
+                            .is_none_or(|m| version_key(name) > version_key(m))
+                    {
                         max_glibc = Some(name.to_owned());
                     }
                 }
@@ -124,7 +148,9 @@ impl ElfInfo {
         if let Some(notes) = elf.iter_note_headers(bytes) {
             for note in notes.flatten() {
                 if note.n_type == NT_GNU_ABI_TAG && note.name == "GNU" && note.desc.len() >= 16 {
-                    let w = |i: usize| u32::from_le_bytes(note.desc[i * 4..i * 4 + 4].try_into().expect("4"));
+                    let w = |i: usize| {
+                        u32::from_le_bytes(note.desc[i * 4..i * 4 + 4].try_into().expect("4"))
+                    };
                     if w(0) == 0 {
                         min_kernel = Some((w(1), w(2), w(3)));
                     }
@@ -142,7 +168,10 @@ impl ElfInfo {
             .iter()
             .any(|s| s.st_shndx == 0 && elf.dynstrtab.get_at(s.st_name) == Some("iconv_open"));
         Ok(Some(Self {
-            kind: ElfKind { is_64: elf.is_64, machine: elf.header.e_machine },
+            kind: ElfKind {
+                is_64: elf.is_64,
+                machine: elf.header.e_machine,
+            },
             interpreter: elf.interpreter.map(str::to_owned),
             needed: elf.libraries.iter().map(|s| (*s).to_owned()).collect(),
             rpath: split(&elf.rpaths),
@@ -169,7 +198,10 @@ fn parse_dlopen_note(desc: &[u8]) -> Vec<DlopenNote> {
     serde_json::from_slice::<Vec<Raw>>(text)
         .unwrap_or_default()
         .into_iter()
-        .map(|r| DlopenNote { sonames: r.soname, priority: r.priority.unwrap_or_else(|| "recommended".into()) })
+        .map(|r| DlopenNote {
+            sonames: r.soname,
+            priority: r.priority.unwrap_or_else(|| "recommended".into()),
+        })
         .collect()
 }
 
@@ -181,7 +213,10 @@ mod tests {
     fn reads_a_real_binary() {
         let bytes = std::fs::read("/bin/sh").expect("/bin/sh");
         let info = ElfInfo::parse(&bytes).unwrap().unwrap();
-        assert!(info.interpreter.as_deref().is_some_and(|i| i.contains("ld-")));
+        assert!(info
+            .interpreter
+            .as_deref()
+            .is_some_and(|i| i.contains("ld-")));
         assert!(info.needed.iter().any(|n| n == "libc.so.6"));
         assert!(info.max_glibc.is_some());
         assert!(info.kind.arch().is_some());
@@ -189,8 +224,16 @@ mod tests {
 
     #[test]
     fn dlopen_notes_parse() {
-        let n = parse_dlopen_note(br#"[{"feature":"x","soname":["libfoo.so.1","libfoo.so.0"],"priority":"required"}]"#);
-        assert_eq!(n, vec![DlopenNote { sonames: vec!["libfoo.so.1".into(), "libfoo.so.0".into()], priority: "required".into() }]);
+        let n = parse_dlopen_note(
+            br#"[{"feature":"x","soname":["libfoo.so.1","libfoo.so.0"],"priority":"required"}]"#,
+        );
+        assert_eq!(
+            n,
+            vec![DlopenNote {
+                sonames: vec!["libfoo.so.1".into(), "libfoo.so.0".into()],
+                priority: "required".into()
+            }]
+        );
         assert!(parse_dlopen_note(b"garbage").is_empty());
     }
 

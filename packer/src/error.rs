@@ -7,15 +7,24 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum PackError {
     #[error("cannot read recipe {path}")]
-    ReadRecipe { path: PathBuf, source: std::io::Error },
+    ReadRecipe {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("recipe {path}: {problem}")]
     Recipe { path: PathBuf, problem: String },
     #[error("cannot read {path}")]
-    ReadSource { path: PathBuf, source: std::io::Error },
+    ReadSource {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot capture {path}: {problem}")]
     Capture { path: PathBuf, problem: String },
     #[error("cannot parse ELF object {path}")]
-    Elf { path: PathBuf, source: goblin::error::Error },
+    Elf {
+        path: PathBuf,
+        source: goblin::error::Error,
+    },
     #[error("cannot read the loader cache")]
     LdCache(#[from] crate::ldcache::CacheError),
     #[error("unresolved shared libraries (list them in capture.allow-missing or pass --allow-missing to accept):\n{}", .0.join("\n"))]
@@ -29,7 +38,10 @@ pub enum PackError {
     #[error("cannot use a temporary directory")]
     Temp(#[source] std::io::Error),
     #[error("cannot write layer {layer}")]
-    WriteLayer { layer: &'static str, source: std::io::Error },
+    WriteLayer {
+        layer: &'static str,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Format(#[from] bundle_format::Error),
 }

@@ -18,9 +18,18 @@ use crate::error::PackError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Planned {
     Dir,
-    File { source: PathBuf, executable: bool, size: u64, mtime: u64 },
-    Symlink { target: String },
-    Hardlink { target: BundlePath },
+    File {
+        source: PathBuf,
+        executable: bool,
+        size: u64,
+        mtime: u64,
+    },
+    Symlink {
+        target: String,
+    },
+    Hardlink {
+        target: BundlePath,
+    },
 }
 
 /// One planned layer.
@@ -32,7 +41,16 @@ pub struct LayerPlan {
 
 impl LayerPlan {
     pub fn content_size(&self) -> u64 {
-        self.entries.values().map(|e| if let Planned::File { size, .. } = e { *size } else { 0 }).sum()
+        self.entries
+            .values()
+            .map(|e| {
+                if let Planned::File { size, .. } = e {
+                    *size
+                } else {
+                    0
+                }
+            })
+            .sum()
     }
 }
 
@@ -52,7 +70,13 @@ pub fn plan(items: &BTreeMap<BundlePath, Item>) -> Result<Vec<LayerPlan>, PackEr
         while let Some(a) = anc {
             if let Some(i) = items.get(&a) {
                 if !matches!(i.kind, ItemKind::Dir) {
-                    return Err(PackError::Capture { path: key.to_absolute(), problem: format!("lies below {}, which is not a directory in the bundle", a) });
+                    return Err(PackError::Capture {
+                        path: key.to_absolute(),
+                        problem: format!(
+                            "lies below {}, which is not a directory in the bundle",
+                            a
+                        ),
+                    });
                 }
             }
             anc = a.parent();
@@ -63,10 +87,21 @@ pub fn plan(items: &BTreeMap<BundlePath, Item>) -> Result<Vec<LayerPlan>, PackEr
         let mut entries: BTreeMap<BundlePath, Planned> = BTreeMap::new();
         for (key, item) in items {
             let planned = match &item.kind {
-                ItemKind::File { source, executable, size, mtime, .. } if file_role(item) == role => {
-                    Planned::File { source: source.clone(), executable: *executable, size: *size, mtime: *mtime }
-                }
-                ItemKind::Symlink { target } if item.roles.contains(&role) => Planned::Symlink { target: target.clone() },
+                ItemKind::File {
+                    source,
+                    executable,
+                    size,
+                    mtime,
+                    ..
+                } if file_role(item) == role => Planned::File {
+                    source: source.clone(),
+                    executable: *executable,
+                    size: *size,
+                    mtime: *mtime,
+                },
+                ItemKind::Symlink { target } if item.roles.contains(&role) => Planned::Symlink {
+                    target: target.clone(),
+                },
                 ItemKind::Dir if item.roles.contains(&role) => Planned::Dir,
                 _ => continue,
             };
@@ -75,7 +110,10 @@ pub fn plan(items: &BTreeMap<BundlePath, Item>) -> Result<Vec<LayerPlan>, PackEr
         if entries.values().all(|e| matches!(e, Planned::Dir)) {
             continue; // a layer of directories alone carries nothing
         }
-        let parents: Vec<BundlePath> = entries.keys().flat_map(|k| std::iter::successors(k.parent(), |p| p.parent())).collect();
+        let parents: Vec<BundlePath> = entries
+            .keys()
+            .flat_map(|k| std::iter::successors(k.parent(), |p| p.parent()))
+            .collect();
         for p in parents {
             entries.entry(p).or_insert(Planned::Dir);
         }
@@ -89,12 +127,22 @@ pub fn plan(items: &BTreeMap<BundlePath, Item>) -> Result<Vec<LayerPlan>, PackEr
 fn link_hardlinks(items: &BTreeMap<BundlePath, Item>, entries: &mut BTreeMap<BundlePath, Planned>) {
     let mut first: HashMap<(u64, u64), BundlePath> = HashMap::new();
     for (key, planned) in entries.iter_mut() {
-        let Some(Item { kind: ItemKind::File { inode, .. }, .. }) = items.get(key) else { continue };
+        let Some(Item {
+            kind: ItemKind::File { inode, .. },
+            ..
+        }) = items.get(key)
+        else {
+            continue;
+        };
         if !matches!(planned, Planned::File { .. }) {
             continue;
         }
         match first.get(inode) {
-            Some(target) => *planned = Planned::Hardlink { target: target.clone() },
+            Some(target) => {
+                *planned = Planned::Hardlink {
+                    target: target.clone(),
+                }
+            }
             None => {
                 first.insert(*inode, key.clone());
             }
@@ -108,10 +156,20 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn item(kind: ItemKind, roles: &[LayerRole]) -> Item {
-        Item { kind, roles: roles.iter().copied().collect::<BTreeSet<_>>(), reasons: vec![] }
+        Item {
+            kind,
+            roles: roles.iter().copied().collect::<BTreeSet<_>>(),
+            reasons: vec![],
+        }
     }
     fn file(ino: u64) -> ItemKind {
-        ItemKind::File { source: "/x".into(), executable: false, size: 1, mtime: 0, inode: (1, ino) }
+        ItemKind::File {
+            source: "/x".into(),
+            executable: false,
+            size: 1,
+            mtime: 0,
+            inode: (1, ino),
+        }
     }
     fn bp(s: &str) -> BundlePath {
         BundlePath::new(s).unwrap()
@@ -120,24 +178,60 @@ mod tests {
     #[test]
     fn splits_by_role_with_parents_and_shared_links() {
         let mut items = BTreeMap::new();
-        items.insert(bp("lib"), item(ItemKind::Symlink { target: "usr/lib".into() }, &[LayerRole::Libc, LayerRole::Deps]));
-        items.insert(bp("usr/lib/libc.so.6"), item(file(1), &[LayerRole::Libc, LayerRole::Deps]));
+        items.insert(
+            bp("lib"),
+            item(
+                ItemKind::Symlink {
+                    target: "usr/lib".into(),
+                },
+                &[LayerRole::Libc, LayerRole::Deps],
+            ),
+        );
+        items.insert(
+            bp("usr/lib/libc.so.6"),
+            item(file(1), &[LayerRole::Libc, LayerRole::Deps]),
+        );
         items.insert(bp("usr/lib/libz.so.1"), item(file(2), &[LayerRole::Deps]));
-        items.insert(bp("usr/bin/app"), item(file(3), &[LayerRole::App, LayerRole::Deps]));
+        items.insert(
+            bp("usr/bin/app"),
+            item(file(3), &[LayerRole::App, LayerRole::Deps]),
+        );
         items.insert(bp("usr/bin/app2"), item(file(3), &[LayerRole::App]));
         let layers = plan(&items).unwrap();
-        let names = |i: usize| layers[i].entries.keys().map(|k| k.as_str().to_owned()).collect::<Vec<_>>();
-        assert_eq!(layers.iter().map(|l| l.role).collect::<Vec<_>>(), [LayerRole::Libc, LayerRole::Deps, LayerRole::App]);
+        let names = |i: usize| {
+            layers[i]
+                .entries
+                .keys()
+                .map(|k| k.as_str().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            layers.iter().map(|l| l.role).collect::<Vec<_>>(),
+            [LayerRole::Libc, LayerRole::Deps, LayerRole::App]
+        );
         assert_eq!(names(0), ["lib", "usr", "usr/lib", "usr/lib/libc.so.6"]);
         assert_eq!(names(1), ["lib", "usr", "usr/lib", "usr/lib/libz.so.1"]);
         assert_eq!(names(2), ["usr", "usr/bin", "usr/bin/app", "usr/bin/app2"]);
-        assert_eq!(layers[2].entries[&bp("usr/bin/app2")], Planned::Hardlink { target: bp("usr/bin/app") });
+        assert_eq!(
+            layers[2].entries[&bp("usr/bin/app2")],
+            Planned::Hardlink {
+                target: bp("usr/bin/app")
+            }
+        );
     }
 
     #[test]
     fn refuses_entries_below_links() {
         let mut items = BTreeMap::new();
-        items.insert(bp("lib"), item(ItemKind::Symlink { target: "usr/lib".into() }, &[LayerRole::Libc]));
+        items.insert(
+            bp("lib"),
+            item(
+                ItemKind::Symlink {
+                    target: "usr/lib".into(),
+                },
+                &[LayerRole::Libc],
+            ),
+        );
         items.insert(bp("lib/x"), item(file(1), &[LayerRole::App]));
         assert!(plan(&items).unwrap_err().to_string().contains("below /lib"));
     }

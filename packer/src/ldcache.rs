@@ -49,7 +49,9 @@ impl LdCache {
     /// Reads the cache at `path`; a missing file is an empty cache (as for the loader).
     pub fn load(path: &Path) -> Result<Self, CacheError> {
         match std::fs::read(path) {
-            Ok(bytes) => Self::parse(&bytes).map_err(|e| CacheError(format!("{}: {}", path.display(), e.0))),
+            Ok(bytes) => {
+                Self::parse(&bytes).map_err(|e| CacheError(format!("{}: {}", path.display(), e.0)))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(CacheError(format!("cannot read {}: {e}", path.display()))),
         }
@@ -78,13 +80,18 @@ impl LdCache {
                 continue;
             }
             let (Some(name), Some(path)) = (cstr_at(b, key), cstr_at(b, value)) else {
-                return Err(CacheError(format!("entry {i} points outside the string table")));
+                return Err(CacheError(format!(
+                    "entry {i} points outside the string table"
+                )));
             };
-            entries.entry(name.to_owned()).or_default().push(CacheEntry {
-                path: PathBuf::from(path),
-                arch_flags: flags & !FLAG_TYPE_MASK,
-                hwcap,
-            });
+            entries
+                .entry(name.to_owned())
+                .or_default()
+                .push(CacheEntry {
+                    path: PathBuf::from(path),
+                    arch_flags: flags & !FLAG_TYPE_MASK,
+                    hwcap,
+                });
         }
         Ok(Self { entries })
     }
@@ -118,10 +125,15 @@ mod tests {
         let text = String::from_utf8_lossy(&out.stdout);
         let mut checked = 0;
         for line in text.lines().skip(1) {
-            let Some((left, path)) = line.trim().split_once(" => ") else { continue };
+            let Some((left, path)) = line.trim().split_once(" => ") else {
+                continue;
+            };
             let soname = left.split_whitespace().next().unwrap();
             assert!(
-                cache.lookup(soname).iter().any(|e| e.path == Path::new(path)),
+                cache
+                    .lookup(soname)
+                    .iter()
+                    .any(|e| e.path == Path::new(path)),
                 "{soname} => {path} missing from parsed cache"
             );
             checked += 1;

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 
 use bundle_format::layer::compress_meta;
 use bundle_format::manifest::{Desktop, LAYER_MEDIA_TYPE, SCHEMA};
-use bundle_format::{canonical, BlobData, BlobRef, BundlePath, Compression, Digest, Layer, LayerRole, LayerWriter, Manifest, Requires, SecretKey};
+use bundle_format::{
+    canonical, BlobData, BlobRef, BundlePath, Compression, Digest, Layer, LayerRole, LayerWriter,
+    Manifest, Requires, SecretKey,
+};
 use serde::Serialize;
 
 use crate::capture::{CaptureSet, ItemKind};
@@ -80,12 +83,18 @@ fn arch_of(facts: &crate::closure::ClosureFacts) -> Result<String, PackError> {
 }
 
 /// Captures everything the recipe asks for, with the closure.
-pub fn capture(recipe: &Recipe, allow_missing: bool) -> Result<(CaptureSet, crate::closure::ClosureFacts), PackError> {
+pub fn capture(
+    recipe: &Recipe,
+    allow_missing: bool,
+) -> Result<(CaptureSet, crate::closure::ClosureFacts), PackError> {
     let mut set = CaptureSet::new(&recipe.capture.exclude)?;
     for b in &recipe.capture.binaries {
         let real = set.add_path(Path::new(b), LayerRole::App, "recipe binary")?;
         if !crate::capture::looks_like_elf(&real) {
-            return Err(PackError::Capture { path: b.into(), problem: "is not an ELF program (list scripts under capture.paths)".into() });
+            return Err(PackError::Capture {
+                path: b.into(),
+                problem: "is not an ELF program (list scripts under capture.paths)".into(),
+            });
         }
         set.enqueue(&real, Vec::new(), true);
     }
@@ -100,15 +109,41 @@ pub fn capture(recipe: &Recipe, allow_missing: bool) -> Result<(CaptureSet, crat
     }
     for (dst, src) in &recipe.capture.files {
         let source = recipe.host_path(src);
-        set.add_file(Path::new(dst), &source, LayerRole::App, &format!("recipe file from {}", source.display()))?;
+        set.add_file(
+            Path::new(dst),
+            &source,
+            LayerRole::App,
+            &format!("recipe file from {}", source.display()),
+        )?;
         if crate::capture::looks_like_elf(&source) {
-            set.queue.push_back(crate::capture::Pending { path: dst.into(), source, inherited_rpath: Vec::new(), required: true });
+            set.queue.push_back(crate::capture::Pending {
+                path: dst.into(),
+                source,
+                inherited_rpath: Vec::new(),
+                required: true,
+            });
         }
     }
     let cache = LdCache::load(Path::new("/etc/ld.so.cache"))?;
-    let library_path: Vec<PathBuf> = recipe.app.env.get("LD_LIBRARY_PATH").map(|v| v.split(':').filter(|s| s.starts_with('/')).map(PathBuf::from).collect()).unwrap_or_default();
+    let library_path: Vec<PathBuf> = recipe
+        .app
+        .env
+        .get("LD_LIBRARY_PATH")
+        .map(|v| {
+            v.split(':')
+                .filter(|s| s.starts_with('/'))
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default();
     let facts = {
-        let mut closure = Closure::new(&mut set, cache, library_path, &recipe.capture.allow_missing, allow_missing);
+        let mut closure = Closure::new(
+            &mut set,
+            cache,
+            library_path,
+            &recipe.capture.allow_missing,
+            allow_missing,
+        );
         closure.run()?;
         closure.facts
     };
@@ -119,9 +154,17 @@ pub fn capture(recipe: &Recipe, allow_missing: bool) -> Result<(CaptureSet, crat
 }
 
 /// Packs the app described by `recipe`.
-pub fn pack(recipe: &Recipe, opts: &PackOptions, progress: &mut dyn Progress) -> Result<Packed, PackError> {
+pub fn pack(
+    recipe: &Recipe,
+    opts: &PackOptions,
+    progress: &mut dyn Progress,
+) -> Result<Packed, PackError> {
     let (set, facts) = capture(recipe, opts.allow_missing)?;
-    let in_bundle = |p: &str| BundlePath::from_host(Path::new(p)).ok().and_then(|k| set.items.get(&k));
+    let in_bundle = |p: &str| {
+        BundlePath::from_host(Path::new(p))
+            .ok()
+            .and_then(|k| set.items.get(&k))
+    };
     let command = &recipe.app.command[0];
     if !in_bundle(command).is_some_and(|i| !matches!(i.kind, ItemKind::Dir)) {
         return Err(PackError::CommandNotCaptured(command.clone()));
@@ -133,9 +176,18 @@ pub fn pack(recipe: &Recipe, opts: &PackOptions, progress: &mut dyn Progress) ->
         }
     }
     let plans = plan(&set.items)?;
-    let out = opts.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}-{}.capsa", recipe.app.id, recipe.app.version)));
-    let out_dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let tmp = tempfile::Builder::new().prefix(".capsa-pack-").tempdir_in(&out_dir).map_err(PackError::Temp)?;
+    let out = opts.output.clone().unwrap_or_else(|| {
+        PathBuf::from(format!("{}-{}.capsa", recipe.app.id, recipe.app.version))
+    });
+    let out_dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let tmp = tempfile::Builder::new()
+        .prefix(".capsa-pack-")
+        .tempdir_in(&out_dir)
+        .map_err(PackError::Temp)?;
     let created = opts.source_date_epoch.unwrap_or(0);
     progress.start(plans.iter().map(|p| p.content_size()).sum());
 
@@ -143,7 +195,10 @@ pub fn pack(recipe: &Recipe, opts: &PackOptions, progress: &mut dyn Progress) ->
     let mut blobs: Vec<(Digest, BlobData)> = Vec::new();
     for lp in &plans {
         let name = lp.role.as_str();
-        let werr = |source| PackError::WriteLayer { layer: name, source };
+        let werr = |source| PackError::WriteLayer {
+            layer: name,
+            source,
+        };
         let blob_path = tmp.path().join(format!("{name}.tar.zst"));
         let file = File::create(&blob_path).map_err(werr)?;
         let mut w = LayerWriter::new(file, opts.compression, created).map_err(werr)?;
@@ -152,18 +207,37 @@ pub fn pack(recipe: &Recipe, opts: &PackOptions, progress: &mut dyn Progress) ->
                 Planned::Dir => w.add_dir(path).map_err(werr)?,
                 Planned::Symlink { target } => w.add_symlink(path, target).map_err(werr)?,
                 Planned::Hardlink { target } => w.add_hardlink(path, target).map_err(werr)?,
-                Planned::File { source, executable, size, mtime } => {
-                    let f = File::open(source).map_err(|source_err| PackError::ReadSource { path: source.clone(), source: source_err })?;
-                    let mtime = opts.source_date_epoch.map_or(*mtime, |sde| (*mtime).min(sde));
-                    w.add_file_at(path, *executable, mtime, *size, f).map_err(|e| PackError::ReadSource { path: source.clone(), source: e })?;
+                Planned::File {
+                    source,
+                    executable,
+                    size,
+                    mtime,
+                } => {
+                    let f = File::open(source).map_err(|source_err| PackError::ReadSource {
+                        path: source.clone(),
+                        source: source_err,
+                    })?;
+                    let mtime = opts
+                        .source_date_epoch
+                        .map_or(*mtime, |sde| (*mtime).min(sde));
+                    w.add_file_at(path, *executable, mtime, *size, f)
+                        .map_err(|e| PackError::ReadSource {
+                            path: source.clone(),
+                            source: e,
+                        })?;
                     progress.advance(*size);
                 }
             }
         }
         let (file, stats, toc) = w.finish()?;
         file.sync_all().map_err(werr)?;
-        let toc_bytes = compress_meta(&canonical::to_vec(&toc).map_err(|e| bundle_format::Error::Compose(e.to_string()))?);
-        let toc_ref = BlobRef { digest: Digest::of(&toc_bytes), size: toc_bytes.len() as u64 };
+        let toc_bytes = compress_meta(
+            &canonical::to_vec(&toc).map_err(|e| bundle_format::Error::Compose(e.to_string()))?,
+        );
+        let toc_ref = BlobRef {
+            digest: Digest::of(&toc_bytes),
+            size: toc_bytes.len() as u64,
+        };
         blobs.push((toc_ref.digest, BlobData::Bytes(toc_bytes)));
         blobs.push((stats.digest, BlobData::File(blob_path)));
         layers.push(Layer {
@@ -188,7 +262,13 @@ pub fn pack(recipe: &Recipe, opts: &PackOptions, progress: &mut dyn Progress) ->
                 path: k.to_string(),
                 layer: match i.kind {
                     ItemKind::File { .. } => file_role(i).as_str(),
-                    _ => i.roles.iter().next().copied().unwrap_or(LayerRole::App).as_str(),
+                    _ => i
+                        .roles
+                        .iter()
+                        .next()
+                        .copied()
+                        .unwrap_or(LayerRole::App)
+                        .as_str(),
                 },
                 reasons: i.reasons.clone(),
             })
@@ -196,8 +276,13 @@ pub fn pack(recipe: &Recipe, opts: &PackOptions, progress: &mut dyn Progress) ->
         warnings: set.warnings.clone(),
         allowed_missing: facts.allowed_missing.clone(),
     };
-    let report_bytes = compress_meta(&canonical::to_vec(&report).map_err(|e| bundle_format::Error::Compose(e.to_string()))?);
-    let report_ref = BlobRef { digest: Digest::of(&report_bytes), size: report_bytes.len() as u64 };
+    let report_bytes = compress_meta(
+        &canonical::to_vec(&report).map_err(|e| bundle_format::Error::Compose(e.to_string()))?,
+    );
+    let report_ref = BlobRef {
+        digest: Digest::of(&report_bytes),
+        size: report_bytes.len() as u64,
+    };
     blobs.push((report_ref.digest, BlobData::Bytes(report_bytes)));
 
     let manifest = Manifest {
@@ -214,13 +299,18 @@ pub fn pack(recipe: &Recipe, opts: &PackOptions, progress: &mut dyn Progress) ->
         desktop: recipe.desktop.as_ref().map(|d| Desktop {
             name: d.name.clone(),
             comment: d.comment.clone(),
-            icon: icon.as_deref().and_then(|i| BundlePath::from_host(Path::new(i)).ok()),
+            icon: icon
+                .as_deref()
+                .and_then(|i| BundlePath::from_host(Path::new(i)).ok()),
             categories: d.categories.clone(),
             mime_types: d.mime_types.clone(),
             terminal: d.terminal,
         }),
         requires: Requires {
-            glibc: facts.max_glibc.as_ref().map(|v| v.trim_start_matches("GLIBC_").to_owned()),
+            glibc: facts
+                .max_glibc
+                .as_ref()
+                .map(|v| v.trim_start_matches("GLIBC_").to_owned()),
             kernel: facts.min_kernel.map(|(a, b, c)| format!("{a}.{b}.{c}")),
             features: Vec::new(),
         },
@@ -233,7 +323,13 @@ pub fn pack(recipe: &Recipe, opts: &PackOptions, progress: &mut dyn Progress) ->
     progress.finish();
     let file_size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     let manifest_digest = Digest::of(&manifest.to_bytes().map_err(bundle_format::Error::from)?);
-    Ok(Packed { path: out, manifest, manifest_digest, report, file_size })
+    Ok(Packed {
+        path: out,
+        manifest,
+        manifest_digest,
+        report,
+        file_size,
+    })
 }
 
 /// Environment helper: `SOURCE_DATE_EPOCH` as a number, if set and valid.

@@ -101,9 +101,18 @@ pub struct RecipeDesktop {
 impl Recipe {
     /// Reads and checks the recipe at `path`.
     pub fn load(path: &Path) -> Result<Self, PackError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PackError::ReadRecipe { path: path.into(), source })?;
-        let mut r: Recipe = toml::from_str(&text).map_err(|e| PackError::Recipe { path: path.into(), problem: e.to_string() })?;
-        let abs = std::path::absolute(path).map_err(|source| PackError::ReadRecipe { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| PackError::ReadRecipe {
+            path: path.into(),
+            source,
+        })?;
+        let mut r: Recipe = toml::from_str(&text).map_err(|e| PackError::Recipe {
+            path: path.into(),
+            problem: e.to_string(),
+        })?;
+        let abs = std::path::absolute(path).map_err(|source| PackError::ReadRecipe {
+            path: path.into(),
+            source,
+        })?;
         r.base_dir = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
         r.file = path.into();
         r.validate()?;
@@ -111,15 +120,22 @@ impl Recipe {
     }
 
     fn bad(&self, problem: impl Into<String>) -> PackError {
-        PackError::Recipe { path: self.file.clone(), problem: problem.into() }
+        PackError::Recipe {
+            path: self.file.clone(),
+            problem: problem.into(),
+        }
     }
 
     fn validate(&self) -> Result<(), PackError> {
         validate_app_id(&self.app.id).map_err(|e| self.bad(format!("app.id: {e}")))?;
         if !self.app.command.first().is_some_and(|c| c.starts_with('/')) {
-            return Err(self.bad("app.command: the first element must be an absolute path inside the bundle"));
+            return Err(self
+                .bad("app.command: the first element must be an absolute path inside the bundle"));
         }
-        if self.capture.binaries.is_empty() && self.capture.paths.is_empty() && self.capture.files.is_empty() {
+        if self.capture.binaries.is_empty()
+            && self.capture.paths.is_empty()
+            && self.capture.files.is_empty()
+        {
             return Err(self.bad("capture: nothing to capture (give binaries, paths or files)"));
         }
         for p in self.capture.binaries.iter().chain(&self.capture.paths) {
@@ -129,7 +145,9 @@ impl Recipe {
         }
         for dst in self.capture.files.keys() {
             if !dst.starts_with('/') {
-                return Err(self.bad(format!("capture.files: bundle path {dst:?} is not absolute")));
+                return Err(self.bad(format!(
+                    "capture.files: bundle path {dst:?} is not absolute"
+                )));
             }
         }
         for g in &self.capture.exclude {
@@ -161,9 +179,15 @@ impl Recipe {
         texts.extend(p.devices.iter().map(|d| format!("device={d}")));
         let grants = texts
             .iter()
-            .map(|t| t.parse::<Permission>().map_err(|e| self.bad(format!("permissions: {e}"))))
+            .map(|t| {
+                t.parse::<Permission>()
+                    .map_err(|e| self.bad(format!("permissions: {e}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut perms = Permissions { grants, landlock: p.landlock.unwrap_or_default() };
+        let mut perms = Permissions {
+            grants,
+            landlock: p.landlock.unwrap_or_default(),
+        };
         perms.normalize();
         Ok(perms)
     }
@@ -201,7 +225,13 @@ sockets = ["x11"]
     #[test]
     fn parses_and_maps_permissions() {
         let r = load(OK).unwrap();
-        let texts: Vec<String> = r.permissions().unwrap().grants.iter().map(|g| g.to_string()).collect();
+        let texts: Vec<String> = r
+            .permissions()
+            .unwrap()
+            .grants
+            .iter()
+            .map(|g| g.to_string())
+            .collect();
         assert_eq!(texts, ["network=tcp:80,tcp:443", "socket=x11"]);
     }
 
@@ -209,15 +239,30 @@ sockets = ["x11"]
     fn refuses_bad_recipes_naming_the_problem() {
         for (edit, want) in [
             (OK.replace("org.example.Hello", "hello"), "app.id"),
-            (OK.replace("[\"/usr/bin/hello\"]\n[capture]", "[\"hello\"]\n[capture]"), "app.command"),
+            (
+                OK.replace("[\"/usr/bin/hello\"]\n[capture]", "[\"hello\"]\n[capture]"),
+                "app.command",
+            ),
             (OK.replace("sockets", "sokets"), "unknown field"),
             (OK.replace("x11", "ssh"), "permissions"),
-            (OK.replace("binaries = [\"/usr/bin/hello\"]", "binaries = [\"usr/bin/hello\"]"), "not an absolute path"),
-            (format!("{OK}\n[desktop]\nmime-types = [\"text\"]\n"), "mime-types"),
+            (
+                OK.replace(
+                    "binaries = [\"/usr/bin/hello\"]",
+                    "binaries = [\"usr/bin/hello\"]",
+                ),
+                "not an absolute path",
+            ),
+            (
+                format!("{OK}\n[desktop]\nmime-types = [\"text\"]\n"),
+                "mime-types",
+            ),
             ("[app\n".to_owned(), "capsa.toml"),
         ] {
             let e = load(&edit).unwrap_err().to_string();
-            assert!(e.contains(want) || e.contains("capsa.toml"), "{e} should mention {want}");
+            assert!(
+                e.contains(want) || e.contains("capsa.toml"),
+                "{e} should mention {want}"
+            );
             assert!(e.contains("capsa.toml"), "{e} should name the file");
         }
     }

@@ -61,11 +61,14 @@ pub struct Resolver {
 impl Resolver {
     /// A resolver for `kind` objects using `cache` and the recipe's `LD_LIBRARY_PATH`.
     pub fn new(kind: ElfKind, cache: LdCache, library_path: Vec<PathBuf>) -> Self {
-        let multiarch = kind.multiarch().filter(|m| Path::new("/usr/lib").join(m).is_dir());
+        let multiarch = kind
+            .multiarch()
+            .filter(|m| Path::new("/usr/lib").join(m).is_dir());
         let mut default_dirs = Vec::new();
         let lib_token = match multiarch {
             Some(m) => {
-                default_dirs.extend([format!("/lib/{m}"), format!("/usr/lib/{m}")].map(PathBuf::from));
+                default_dirs
+                    .extend([format!("/lib/{m}"), format!("/usr/lib/{m}")].map(PathBuf::from));
                 format!("lib/{m}")
             }
             None if kind.is_64 => "lib64".to_owned(),
@@ -78,12 +81,37 @@ impl Resolver {
         }
         let arch = kind.arch().unwrap_or("");
         let hwcap_subdirs: &'static [&'static str] = match arch {
-            "x86_64" => &["glibc-hwcaps/x86-64-v4", "glibc-hwcaps/x86-64-v3", "glibc-hwcaps/x86-64-v2", "tls/x86_64", "tls", "x86_64"],
+            "x86_64" => &[
+                "glibc-hwcaps/x86-64-v4",
+                "glibc-hwcaps/x86-64-v3",
+                "glibc-hwcaps/x86-64-v2",
+                "tls/x86_64",
+                "tls",
+                "x86_64",
+            ],
             "ppc64le" => &["glibc-hwcaps/power10", "glibc-hwcaps/power9", "tls"],
-            "s390x" => &["glibc-hwcaps/z16", "glibc-hwcaps/z15", "glibc-hwcaps/z14", "glibc-hwcaps/z13", "tls"],
+            "s390x" => &[
+                "glibc-hwcaps/z16",
+                "glibc-hwcaps/z15",
+                "glibc-hwcaps/z14",
+                "glibc-hwcaps/z13",
+                "tls",
+            ],
             _ => &["tls"],
         };
-        Self { kind, cache, default_dirs, library_path, lib_token, platform: if arch == "i686" { "i686" } else { arch_platform(arch) }, hwcap_subdirs }
+        Self {
+            kind,
+            cache,
+            default_dirs,
+            library_path,
+            lib_token,
+            platform: if arch == "i686" {
+                "i686"
+            } else {
+                arch_platform(arch)
+            },
+            hwcap_subdirs,
+        }
     }
 
     pub fn kind(&self) -> ElfKind {
@@ -92,10 +120,20 @@ impl Resolver {
 
     /// Expands `$ORIGIN`, `$LIB` and `$PLATFORM` (plain and braced) for an object at `origin_of`.
     pub fn expand(&self, s: &str, origin_of: &Path) -> String {
-        let origin = origin_of.parent().unwrap_or(Path::new("/")).to_string_lossy().into_owned();
+        let origin = origin_of
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_string_lossy()
+            .into_owned();
         let mut out = s.to_owned();
-        for (token, value) in [("ORIGIN", origin.as_str()), ("LIB", self.lib_token.as_str()), ("PLATFORM", self.platform)] {
-            out = out.replace(&format!("${{{token}}}"), value).replace(&format!("${token}"), value);
+        for (token, value) in [
+            ("ORIGIN", origin.as_str()),
+            ("LIB", self.lib_token.as_str()),
+            ("PLATFORM", self.platform),
+        ] {
+            out = out
+                .replace(&format!("${{{token}}}"), value)
+                .replace(&format!("${token}"), value);
         }
         out
     }
@@ -118,13 +156,27 @@ impl Resolver {
 
     /// Resolves `soname` needed (or dlopened) by `requester`, whose loaders' DT_RPATH
     /// directories (already expanded) are `inherited_rpath`.
-    pub fn resolve(&self, soname: &str, requester: &Path, info: &ElfInfo, inherited_rpath: &[PathBuf]) -> Option<Resolution> {
+    pub fn resolve(
+        &self,
+        soname: &str,
+        requester: &Path,
+        info: &ElfInfo,
+        inherited_rpath: &[PathBuf],
+    ) -> Option<Resolution> {
         let mut variants = Vec::new();
         if soname.contains('/') {
             let p = PathBuf::from(self.expand(soname, requester));
-            return (p.is_absolute() && self.usable(&p)).then_some(Resolution { path: p, variants, via: Via::Path });
+            return (p.is_absolute() && self.usable(&p)).then_some(Resolution {
+                path: p,
+                variants,
+                via: Via::Path,
+            });
         }
-        let expand_all = |dirs: &[String]| -> Vec<PathBuf> { dirs.iter().map(|d| PathBuf::from(self.expand(d, requester))).collect() };
+        let expand_all = |dirs: &[String]| -> Vec<PathBuf> {
+            dirs.iter()
+                .map(|d| PathBuf::from(self.expand(d, requester)))
+                .collect()
+        };
         let mut order: Vec<(Via, Vec<PathBuf>)> = Vec::new();
         if info.runpath.is_empty() {
             let mut rpath = expand_all(&info.rpath);
@@ -136,7 +188,11 @@ impl Resolver {
         for (via, dirs) in order {
             for dir in dirs.iter().filter(|d| d.is_absolute()) {
                 if let Some(path) = self.probe(dir, soname, &mut variants) {
-                    return Some(Resolution { path, variants, via });
+                    return Some(Resolution {
+                        path,
+                        variants,
+                        via,
+                    });
                 }
             }
         }
@@ -157,11 +213,19 @@ impl Resolver {
             }
         }
         if let Some(path) = base {
-            return Some(Resolution { path, variants, via: Via::Cache });
+            return Some(Resolution {
+                path,
+                variants,
+                via: Via::Cache,
+            });
         }
         for dir in &self.default_dirs {
             if let Some(path) = self.probe(dir, soname, &mut variants) {
-                return Some(Resolution { path, variants, via: Via::DefaultDir });
+                return Some(Resolution {
+                    path,
+                    variants,
+                    via: Via::DefaultDir,
+                });
             }
         }
         None
@@ -177,7 +241,13 @@ impl Resolver {
             parts.push(format!("DT_RUNPATH {}", info.runpath.join(":")));
         }
         parts.push("ld.so.cache".into());
-        parts.push(self.default_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":"));
+        parts.push(
+            self.default_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":"),
+        );
         parts.join(", ")
     }
 }
@@ -200,7 +270,9 @@ mod tests {
     use crate::elf::ElfInfo;
 
     fn host_resolver(bin: &Path) -> (Resolver, ElfInfo) {
-        let info = ElfInfo::parse(&std::fs::read(bin).unwrap()).unwrap().unwrap();
+        let info = ElfInfo::parse(&std::fs::read(bin).unwrap())
+            .unwrap()
+            .unwrap();
         let cache = LdCache::load(Path::new("/etc/ld.so.cache")).unwrap();
         (Resolver::new(info.kind, cache, Vec::new()), info)
     }
@@ -208,16 +280,23 @@ mod tests {
     #[test]
     fn resolves_libc_like_the_loader() {
         let (r, info) = host_resolver(Path::new("/bin/sh"));
-        let res = r.resolve("libc.so.6", Path::new("/bin/sh"), &info, &[]).expect("libc resolves");
+        let res = r
+            .resolve("libc.so.6", Path::new("/bin/sh"), &info, &[])
+            .expect("libc resolves");
         assert!(res.path.ends_with("libc.so.6"));
         assert_eq!(res.via, Via::Cache);
-        assert!(r.resolve("libdoes-not-exist.so.9", Path::new("/bin/sh"), &info, &[]).is_none());
+        assert!(r
+            .resolve("libdoes-not-exist.so.9", Path::new("/bin/sh"), &info, &[])
+            .is_none());
     }
 
     #[test]
     fn expands_origin_and_friends() {
         let (r, _) = host_resolver(Path::new("/bin/sh"));
-        assert_eq!(r.expand("$ORIGIN/../lib", Path::new("/opt/app/bin/x")), "/opt/app/bin/../lib");
+        assert_eq!(
+            r.expand("$ORIGIN/../lib", Path::new("/opt/app/bin/x")),
+            "/opt/app/bin/../lib"
+        );
         assert_eq!(r.expand("${ORIGIN}/lib", Path::new("/opt/x")), "/opt/lib");
         assert!(!r.expand("/usr/$LIB", Path::new("/x")).contains('$'));
     }
@@ -225,13 +304,32 @@ mod tests {
     #[test]
     fn rpath_is_searched_before_the_cache_and_runpath_disables_it() {
         let dir = tempfile::tempdir().unwrap();
-        let libc = host_resolver(Path::new("/bin/sh")).0.resolve("libc.so.6", Path::new("/bin/sh"), &host_resolver(Path::new("/bin/sh")).1, &[]).unwrap().path;
+        let libc = host_resolver(Path::new("/bin/sh"))
+            .0
+            .resolve(
+                "libc.so.6",
+                Path::new("/bin/sh"),
+                &host_resolver(Path::new("/bin/sh")).1,
+                &[],
+            )
+            .unwrap()
+            .path;
         std::fs::copy(&libc, dir.path().join("libc.so.6")).unwrap();
         let (r, mut info) = host_resolver(Path::new("/bin/sh"));
         info.rpath = vec![dir.path().display().to_string()];
-        let res = r.resolve("libc.so.6", Path::new("/bin/sh"), &info, &[]).unwrap();
-        assert_eq!((res.path, res.via), (dir.path().join("libc.so.6"), Via::Rpath));
+        let res = r
+            .resolve("libc.so.6", Path::new("/bin/sh"), &info, &[])
+            .unwrap();
+        assert_eq!(
+            (res.path, res.via),
+            (dir.path().join("libc.so.6"), Via::Rpath)
+        );
         info.runpath = vec!["/nonexistent".into()];
-        assert_eq!(r.resolve("libc.so.6", Path::new("/bin/sh"), &info, &[]).unwrap().via, Via::Cache);
+        assert_eq!(
+            r.resolve("libc.so.6", Path::new("/bin/sh"), &info, &[])
+                .unwrap()
+                .via,
+            Via::Cache
+        );
     }
 }

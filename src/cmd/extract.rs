@@ -9,13 +9,25 @@ use crate::cli::ExtractArgs;
 use crate::output::{bar, size};
 
 pub fn run(a: ExtractArgs) -> anyhow::Result<ExitCode> {
-    let b = Bundle::open(&a.bundle).with_context(|| format!("cannot open bundle {}", a.bundle.display()))?;
+    let b = Bundle::open(&a.bundle)
+        .with_context(|| format!("cannot open bundle {}", a.bundle.display()))?;
     let pb = bar("extracting");
     pb.set_length(b.manifest().layers.iter().map(|l| l.unpacked_size).sum());
-    let stats = bundle_format::extract(&b, &a.dir, &mut |done| pb.set_position(done))
-        .with_context(|| format!("cannot extract {} into {}", a.bundle.display(), a.dir.display()));
+    let stats =
+        bundle_format::extract(&b, &a.dir, &mut |done| pb.set_position(done)).with_context(|| {
+            format!(
+                "cannot extract {} into {}",
+                a.bundle.display(),
+                a.dir.display()
+            )
+        });
     pb.finish_and_clear();
     let stats = stats?;
-    println!("extracted {} entries ({}) into {}", stats.entries, size(stats.bytes), a.dir.display());
+    outln!(
+        "extracted {} entries ({}) into {}",
+        stats.entries,
+        size(stats.bytes),
+        a.dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

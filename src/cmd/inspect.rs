@@ -19,11 +19,26 @@ fn signature_text(s: &SignatureState) -> String {
 }
 
 pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
-    let b = Bundle::open(&a.bundle).with_context(|| format!("cannot open bundle {}", a.bundle.display()))?;
-    let sig = b.check_signatures(None).with_context(|| format!("bad signature in {}", a.bundle.display()))?;
+    let b = Bundle::open(&a.bundle)
+        .with_context(|| format!("cannot open bundle {}", a.bundle.display()))?;
+    let sig = b
+        .check_signatures(None)
+        .with_context(|| format!("bad signature in {}", a.bundle.display()))?;
     let m = b.manifest();
-    let tocs = if a.files { Some(b.tocs().with_context(|| format!("cannot read {}", a.bundle.display()))?) } else { None };
-    let report = if a.report { b.report().with_context(|| format!("cannot read the capture report of {}", a.bundle.display()))? } else { None };
+    let tocs = if a.files {
+        Some(
+            b.tocs()
+                .with_context(|| format!("cannot read {}", a.bundle.display()))?,
+        )
+    } else {
+        None
+    };
+    let report = if a.report {
+        b.report()
+            .with_context(|| format!("cannot read the capture report of {}", a.bundle.display()))?
+    } else {
+        None
+    };
     if a.json {
         let mut v = serde_json::json!({
             "path": a.bundle,
@@ -39,15 +54,27 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
         if let Some(r) = report {
             v["report"] = r;
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} {} ({}): {}", m.id, m.version, m.arch, m.name);
-    println!("  manifest     {}", b.manifest_digest());
-    println!("  file         {} ({})", a.bundle.display(), size(b.file_len()));
-    println!("  command      {}", m.command.join(" "));
+    outln!("{} {} ({}): {}", m.id, m.version, m.arch, m.name);
+    outln!("  manifest     {}", b.manifest_digest());
+    outln!(
+        "  file         {} ({})",
+        a.bundle.display(),
+        size(b.file_len())
+    );
+    outln!("  command      {}", m.command.join(" "));
     let grants: Vec<String> = m.permissions.grants.iter().map(|g| g.to_string()).collect();
-    println!("  permissions  {} (landlock {:?})", if grants.is_empty() { "none".into() } else { grants.join(", ") }, m.permissions.landlock);
+    outln!(
+        "  permissions  {} (landlock {:?})",
+        if grants.is_empty() {
+            "none".into()
+        } else {
+            grants.join(", ")
+        },
+        m.permissions.landlock
+    );
     let mut req = Vec::new();
     if let Some(g) = &m.requires.glibc {
         req.push(format!("GLIBC_{g} (bundled)"));
@@ -55,14 +82,29 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
     if let Some(k) = &m.requires.kernel {
         req.push(format!("kernel >= {k}"));
     }
-    println!("  requires     {}", if req.is_empty() { "-".into() } else { req.join(", ") });
+    outln!(
+        "  requires     {}",
+        if req.is_empty() {
+            "-".into()
+        } else {
+            req.join(", ")
+        }
+    );
     if let Some(d) = &m.desktop {
-        println!("  desktop      {} mime types: {}", d.name.as_deref().unwrap_or(&m.name), if d.mime_types.is_empty() { "-".into() } else { d.mime_types.join(", ") });
+        outln!(
+            "  desktop      {} mime types: {}",
+            d.name.as_deref().unwrap_or(&m.name),
+            if d.mime_types.is_empty() {
+                "-".into()
+            } else {
+                d.mime_types.join(", ")
+            }
+        );
     }
-    println!("  signature    {}", signature_text(&sig));
-    println!("  layers");
+    outln!("  signature    {}", signature_text(&sig));
+    outln!("  layers");
     for l in &m.layers {
-        println!(
+        outln!(
             "    {:<5} {}  {:>9} compressed  {:>9} unpacked  {} entries",
             l.role.as_str(),
             l.digest.short(),
@@ -73,7 +115,7 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(tocs) = tocs {
         for (l, toc) in m.layers.iter().zip(tocs) {
-            println!("files of layer {}:", l.role.as_str());
+            outln!("files of layer {}:", l.role.as_str());
             for e in toc.entries {
                 let t = match e.kind {
                     EntryKind::Dir => 'd',
@@ -82,21 +124,31 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
                     EntryKind::Hardlink => 'h',
                 };
                 let target = e.target.map(|t| format!(" -> {t}")).unwrap_or_default();
-                println!("  {t} {:o} {:>10} {}{target}", e.mode, e.size, e.path);
+                outln!("  {t} {:o} {:>10} {}{target}", e.mode, e.size, e.path);
             }
         }
     }
     if let Some(r) = report {
-        println!("capture report:");
+        outln!("capture report:");
         for f in r["files"].as_array().into_iter().flatten() {
-            let reasons: Vec<&str> = f["reasons"].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
-            println!("  [{}] {}  <- {}", f["layer"].as_str().unwrap_or("?"), f["path"].as_str().unwrap_or("?"), reasons.join("; "));
+            let reasons: Vec<&str> = f["reasons"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str())
+                .collect();
+            outln!(
+                "  [{}] {}  <- {}",
+                f["layer"].as_str().unwrap_or("?"),
+                f["path"].as_str().unwrap_or("?"),
+                reasons.join("; ")
+            );
         }
         for w in r["warnings"].as_array().into_iter().flatten() {
-            println!("  warning: {}", w.as_str().unwrap_or_default());
+            outln!("  warning: {}", w.as_str().unwrap_or_default());
         }
         for w in r["allowed_missing"].as_array().into_iter().flatten() {
-            println!("  missing (accepted): {}", w.as_str().unwrap_or_default());
+            outln!("  missing (accepted): {}", w.as_str().unwrap_or_default());
         }
     }
     Ok(ExitCode::SUCCESS)

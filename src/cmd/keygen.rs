@@ -9,6 +9,11 @@ use crate::cli::KeygenArgs;
 pub fn run(a: KeygenArgs) -> anyhow::Result<ExitCode> {
     let key = SecretKey::generate()?;
     let (secret, public) = key.save(&a.name)?;
-    println!("key {}: secret {} (keep private), public {}", key.public().key_id(), secret.display(), public.display());
+    outln!(
+        "key {}: secret {} (keep private), public {}",
+        key.public().key_id(),
+        secret.display(),
+        public.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

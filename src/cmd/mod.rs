@@ -20,7 +20,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Extract(a) => extract::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Completions(a) => {
-            clap_complete::generate(a.shell, &mut Cli::command(), "capsa", &mut std::io::stdout());
+            clap_complete::generate(
+                a.shell,
+                &mut Cli::command(),
+                "capsa",
+                &mut std::io::stdout(),
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -12,18 +12,28 @@ use crate::output::{bar, size, PackBar};
 
 pub fn run(a: PackArgs) -> anyhow::Result<ExitCode> {
     let recipe = Recipe::load(&a.recipe)?;
-    let sign = a.sign.iter().map(|k| SecretKey::load(k)).collect::<Result<Vec<_>, _>>()?;
-    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    let sign = a
+        .sign
+        .iter()
+        .map(|k| SecretKey::load(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
     let opts = PackOptions {
         output: a.output,
-        compression: Compression { level: a.level, threads },
+        compression: Compression {
+            level: a.level,
+            threads,
+        },
         sign,
         allow_missing: a.allow_missing,
         source_date_epoch: source_date_epoch_from_env(),
         generator: format!("capsa {}", env!("CARGO_PKG_VERSION")),
     };
     let mut progress = PackBar(bar("packing"));
-    let packed = packer::pack(&recipe, &opts, &mut progress).with_context(|| format!("cannot pack {}", a.recipe.display()))?;
+    let packed = packer::pack(&recipe, &opts, &mut progress)
+        .with_context(|| format!("cannot pack {}", a.recipe.display()))?;
     if a.json {
         let v = serde_json::json!({
             "path": packed.path,
@@ -34,26 +44,26 @@ pub fn run(a: PackArgs) -> anyhow::Result<ExitCode> {
             "layers": packed.manifest.layers,
             "report": if a.explain { serde_json::to_value(&packed.report)? } else { serde_json::Value::Null },
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     if a.explain {
         for (layer, entries) in report_by_layer(&packed.report) {
-            println!("[{layer}]");
+            outln!("[{layer}]");
             for e in entries {
-                println!("  {}  <- {}", e.path, e.reasons.join("; "));
+                outln!("  {}  <- {}", e.path, e.reasons.join("; "));
             }
         }
         for w in &packed.report.warnings {
-            println!("warning: {w}");
+            outln!("warning: {w}");
         }
         for m in &packed.report.allowed_missing {
-            println!("missing (accepted): {m}");
+            outln!("missing (accepted): {m}");
         }
     }
     let files: u64 = packed.manifest.layers.iter().map(|l| l.entries).sum();
     let unpacked: u64 = packed.manifest.layers.iter().map(|l| l.unpacked_size).sum();
-    println!(
+    outln!(
         "packed {} {} into {} ({}, {} entries, {} unpacked)",
         packed.manifest.id,
         packed.manifest.version,
@@ -63,7 +73,11 @@ pub fn run(a: PackArgs) -> anyhow::Result<ExitCode> {
         size(unpacked)
     );
     if !packed.report.warnings.is_empty() && !a.explain {
-        eprintln!("capsa: {} warnings (see `capsa inspect --report {}`)", packed.report.warnings.len(), packed.path.display());
+        eprintln!(
+            "capsa: {} warnings (see `capsa inspect --report {}`)",
+            packed.report.warnings.len(),
+            packed.path.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

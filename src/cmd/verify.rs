@@ -19,18 +19,38 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     });
     if a.json {
         let v = match &result {
-            Ok((b, state)) => serde_json::json!({"ok": true, "manifest_digest": b.manifest_digest().to_string(), "signature": state}),
-            Err(e) => serde_json::json!({"ok": false, "error": crate::output::error_chain(&anyhow::anyhow!(e.to_string()))}),
+            Ok((b, state)) => {
+                serde_json::json!({"ok": true, "manifest_digest": b.manifest_digest().to_string(), "signature": state})
+            }
+            Err(e) => {
+                serde_json::json!({"ok": false, "error": crate::output::error_chain(&anyhow::anyhow!(e.to_string()))})
+            }
         };
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(if result.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(if result.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
-    let (b, state) = result.with_context(|| format!("{} failed verification", a.bundle.display()))?;
+    let (b, state) =
+        result.with_context(|| format!("{} failed verification", a.bundle.display()))?;
     let sig = match state {
         bundle_format::SignatureState::Unsigned => "unsigned".to_owned(),
-        bundle_format::SignatureState::Untrusted { key_ids } => format!("signed by {} (no trusted key given)", key_ids.join(", ")),
-        bundle_format::SignatureState::Trusted { key_id } => format!("signed by trusted key {key_id}"),
+        bundle_format::SignatureState::Untrusted { key_ids } => {
+            format!("signed by {} (no trusted key given)", key_ids.join(", "))
+        }
+        bundle_format::SignatureState::Trusted { key_id } => {
+            format!("signed by trusted key {key_id}")
+        }
     };
-    println!("{}: ok ({} {}, {}, manifest {})", a.bundle.display(), b.manifest().id, b.manifest().version, sig, b.manifest_digest());
+    outln!(
+        "{}: ok ({} {}, {}, manifest {})",
+        a.bundle.display(),
+        b.manifest().id,
+        b.manifest().version,
+        sig,
+        b.manifest_digest()
+    );
     Ok(ExitCode::SUCCESS)
 }
