@@ -227,6 +227,15 @@ pub enum Enforcement {
     Required,
 }
 
+impl Enforcement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BestEffort => "best-effort",
+            Self::Required => "required",
+        }
+    }
+}
+
 /// The `permissions` object of a manifest.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -56,6 +56,9 @@ pub struct ClosureFacts {
     pub min_kernel: Option<(u32, u32, u32)>,
     pub unresolved: Vec<String>,
     pub allowed_missing: Vec<String>,
+    /// Libraries found through the loader cache outside the default directories: soname,
+    /// path, cache flags. The bundle gets its own `/etc/ld.so.cache` listing them.
+    pub cache_entries: Vec<(String, PathBuf, i32)>,
 }
 
 /// Runs the closure pass over `set.queue`.
@@ -229,6 +232,11 @@ impl<'a> Closure<'a> {
                     };
                     let reason = format!("NEEDED by {who} (via {})", res.via.as_str());
                     self.take(&res.path, &res.variants, role, &reason, &child_rpath)?;
+                    if let Some(flags) = res.cache_only {
+                        self.facts
+                            .cache_entries
+                            .push((soname.clone(), res.path.clone(), flags));
+                    }
                     if soname == "libc.so.6" {
                         self.add_glibc_pieces(&res.path, info.kind)?;
                     }

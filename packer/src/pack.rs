@@ -33,6 +33,8 @@ pub struct PackOptions {
     pub source_date_epoch: Option<u64>,
     /// Written into the manifest's `generator`.
     pub generator: String,
+    /// The loader cache to resolve with; default `/etc/ld.so.cache`.
+    pub ld_cache: Option<PathBuf>,
 }
 
 /// Receives progress while packing (bytes of file content written).
@@ -86,6 +88,7 @@ fn arch_of(facts: &crate::closure::ClosureFacts) -> Result<String, PackError> {
 pub fn capture(
     recipe: &Recipe,
     allow_missing: bool,
+    ld_cache: &Path,
 ) -> Result<(CaptureSet, crate::closure::ClosureFacts), PackError> {
     let mut set = CaptureSet::new(&recipe.capture.exclude)?;
     for b in &recipe.capture.binaries {
@@ -124,7 +127,7 @@ pub fn capture(
             });
         }
     }
-    let cache = LdCache::load(Path::new("/etc/ld.so.cache"))?;
+    let cache = LdCache::load(ld_cache)?;
     let library_path: Vec<PathBuf> = recipe
         .app
         .env
@@ -159,7 +162,11 @@ pub fn pack(
     opts: &PackOptions,
     progress: &mut dyn Progress,
 ) -> Result<Packed, PackError> {
-    let (set, facts) = capture(recipe, opts.allow_missing)?;
+    let ld_cache = opts
+        .ld_cache
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/etc/ld.so.cache"));
+    let (mut set, facts) = capture(recipe, opts.allow_missing, &ld_cache)?;
     let in_bundle = |p: &str| {
         BundlePath::from_host(Path::new(p))
             .ok()
@@ -171,11 +178,11 @@ pub fn pack(
     }
     let icon = recipe.desktop.as_ref().and_then(|d| d.icon.clone());
     if let Some(icon) = &icon {
-        if !in_bundle(icon).is_some_and(|i| matches!(i.kind, ItemKind::File { .. })) {
-            return Err(PackError::IconNotCaptured(icon.clone()));
+        match in_bundle(icon).map(|i| &i.kind) {
+            Some(ItemKind::File { source, size, .. }) => check_icon(icon, source, *size)?,
+            _ => return Err(PackError::IconNotCaptured(icon.clone())),
         }
     }
-    let plans = plan(&set.items)?;
     let out = opts.output.clone().unwrap_or_else(|| {
         PathBuf::from(format!("{}-{}.capsa", recipe.app.id, recipe.app.version))
     });
@@ -189,6 +196,10 @@ pub fn pack(
         .tempdir_in(&out_dir)
         .map_err(PackError::Temp)?;
     let created = opts.source_date_epoch.unwrap_or(0);
+    if !facts.cache_entries.is_empty() {
+        add_loader_cache(&mut set, &facts.cache_entries, tmp.path(), created)?;
+    }
+    let plans = plan(&set.items)?;
     progress.start(plans.iter().map(|p| p.content_size()).sum());
 
     let mut layers = Vec::new();
@@ -330,6 +341,74 @@ pub fn pack(
         report,
         file_size,
     })
+}
+
+/// The bundle has no host `/etc/ld.so.cache`, so libraries the host's cache found outside the
+/// loader's default directories (`/usr/local/lib`, `ld.so.conf.d` entries) need a cache of
+/// the bundle's own: generated here, at `/etc/ld.so.cache` in the `app` layer.
+fn add_loader_cache(
+    set: &mut CaptureSet,
+    entries: &[(String, PathBuf, i32)],
+    tmp: &Path,
+    created: u64,
+) -> Result<(), PackError> {
+    let flags = entries[0].2;
+    let list: Vec<(String, PathBuf)> = entries
+        .iter()
+        .map(|(s, p, _)| (s.clone(), p.clone()))
+        .collect();
+    let bytes = crate::ldcache::write(&list, flags);
+    let source = tmp.join("ld.so.cache");
+    std::fs::write(&source, &bytes).map_err(PackError::Temp)?;
+    let key = BundlePath::new("etc/ld.so.cache").expect("valid path");
+    if set.items.contains_key(&key) {
+        return Err(PackError::Capture {
+            path: key.to_absolute(),
+            problem: "is captured, but the bundle needs a generated loader cache there".into(),
+        });
+    }
+    let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+    set.items.insert(
+        key,
+        crate::capture::Item {
+            kind: ItemKind::File {
+                source,
+                executable: false,
+                size: bytes.len() as u64,
+                mtime: created,
+                inode: (u64::MAX, 0),
+            },
+            roles: [LayerRole::App].into(),
+            reasons: vec![format!("generated loader cache for {}", names.join(", "))],
+        },
+    );
+    Ok(())
+}
+
+/// An icon must be a PNG or an SVG of at most 1 MiB (the desktop export copies it).
+fn check_icon(icon: &str, source: &Path, size: u64) -> Result<(), PackError> {
+    use std::io::Read;
+    let bad = |problem: &str| PackError::Capture {
+        path: icon.into(),
+        problem: problem.into(),
+    };
+    if size > 1 << 20 {
+        return Err(bad("icon is larger than 1 MiB"));
+    }
+    let mut head = [0u8; 512];
+    let n = File::open(source)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|e| PackError::ReadSource {
+            path: source.into(),
+            source: e,
+        })?;
+    let head = &head[..n];
+    let png = head.starts_with(b"\x89PNG\r\n\x1a\n") && icon.ends_with(".png");
+    let svg = icon.ends_with(".svg") && String::from_utf8_lossy(head).contains("<svg");
+    if !png && !svg {
+        return Err(bad("icon is not a PNG (.png) or SVG (.svg) image"));
+    }
+    Ok(())
 }
 
 /// Environment helper: `SOURCE_DATE_EPOCH` as a number, if set and valid.

@@ -44,6 +44,9 @@ pub struct Resolution {
     /// hwcaps variants found on the way (preferred by capable CPUs).
     pub variants: Vec<PathBuf>,
     pub via: Via,
+    /// For `Via::Cache`: the entry's flags, and whether its directory is one the loader would
+    /// not search without the cache (the bundle then needs a cache of its own).
+    pub cache_only: Option<i32>,
 }
 
 /// The search order for objects of one class and machine.
@@ -170,6 +173,7 @@ impl Resolver {
                 path: p,
                 variants,
                 via: Via::Path,
+                cache_only: None,
             });
         }
         let expand_all = |dirs: &[String]| -> Vec<PathBuf> {
@@ -192,6 +196,7 @@ impl Resolver {
                         path,
                         variants,
                         via,
+                        cache_only: None,
                     });
                 }
             }
@@ -199,7 +204,7 @@ impl Resolver {
         if info.nodeflib {
             return None;
         }
-        let mut base = None;
+        let mut base: Option<(PathBuf, i32)> = None;
         for e in self.cache.lookup(soname) {
             if !self.usable(&e.path) {
                 continue;
@@ -209,14 +214,18 @@ impl Resolver {
                     variants.push(e.path.clone());
                 }
             } else if base.is_none() {
-                base = Some(e.path.clone());
+                base = Some((e.path.clone(), e.arch_flags | 0x03));
             }
         }
-        if let Some(path) = base {
+        if let Some((path, flags)) = base {
+            let default = path
+                .parent()
+                .is_some_and(|d| self.default_dirs.iter().any(|x| x == d));
             return Some(Resolution {
                 path,
                 variants,
                 via: Via::Cache,
+                cache_only: (!default).then_some(flags),
             });
         }
         for dir in &self.default_dirs {
@@ -225,6 +234,7 @@ impl Resolver {
                     path,
                     variants,
                     via: Via::DefaultDir,
+                    cache_only: None,
                 });
             }
         }

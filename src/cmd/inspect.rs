@@ -67,13 +67,13 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
     outln!("  command      {}", m.command.join(" "));
     let grants: Vec<String> = m.permissions.grants.iter().map(|g| g.to_string()).collect();
     outln!(
-        "  permissions  {} (landlock {:?})",
+        "  permissions  {} (landlock {})",
         if grants.is_empty() {
             "none".into()
         } else {
             grants.join(", ")
         },
-        m.permissions.landlock
+        m.permissions.landlock.as_str()
     );
     let mut req = Vec::new();
     if let Some(g) = &m.requires.glibc {

@@ -30,6 +30,7 @@ pub fn run(a: PackArgs) -> anyhow::Result<ExitCode> {
         allow_missing: a.allow_missing,
         source_date_epoch: source_date_epoch_from_env(),
         generator: format!("capsa {}", env!("CARGO_PKG_VERSION")),
+        ld_cache: None,
     };
     let mut progress = PackBar(bar("packing"));
     let packed = packer::pack(&recipe, &opts, &mut progress)
