@@ -17,6 +17,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Pack(PackArgs),
+    Run(RunArgs),
     Inspect(InspectArgs),
     Verify(VerifyArgs),
     Extract(ExtractArgs),
@@ -56,6 +57,55 @@ pub struct PackArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Run a bundle in an unprivileged sandbox, as if installed.
+///
+/// The app's layers become its root (overlayfs), with a persistent per-app writable layer and
+/// private home (or none with --ephemeral); it sees no host library or program, and only the
+/// host files, sockets, devices and network its permissions grant. Namespaces (user, mount,
+/// pid, ipc, uts, and net without network), Landlock, seccomp, no capabilities and
+/// no_new_privs hold it there. Exit status: the app's (128+N if killed by signal N); 125 when
+/// the launcher fails, 126 when the command cannot be executed, 127 when it is not found.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A bundle file.
+    pub app: PathBuf,
+    /// Grant a permission for this run (network, network=tcp:443, filesystem=home[:ro],
+    /// filesystem=PATH[:ro], filesystem=xdg-download, socket=x11|wayland|pulseaudio|pipewire|session-bus,
+    /// device=dri|all); may be repeated.
+    #[arg(long, value_name = "PERM")]
+    pub allow: Vec<String>,
+    /// Take a permission away for this run (beats --allow and the manifest); may be repeated.
+    #[arg(long, value_name = "PERM")]
+    pub deny: Vec<String>,
+    /// Keep no state: the writable layer and home are thrown away at exit.
+    #[arg(long)]
+    pub ephemeral: bool,
+    /// Print what each layer of the sandbox enforces before the app starts.
+    #[arg(long)]
+    pub report: bool,
+    /// Run this program of the app instead of its command.
+    #[arg(long, value_name = "PATH")]
+    pub command: Option<String>,
+    /// Set an environment variable in the app; may be repeated.
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Require a valid signature by this public key.
+    #[arg(long, value_name = "PUBFILE")]
+    pub key: Option<PathBuf>,
+    /// Refuse to start unless Landlock is fully enforced.
+    #[arg(long)]
+    pub require_landlock: bool,
+    /// Arguments for the app (put them after `--`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
 }
 
 /// Show a bundle's manifest, layers, permissions and signature state.

@@ -4,6 +4,7 @@ mod extract;
 mod inspect;
 mod keygen;
 mod pack;
+mod run;
 mod verify;
 
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use crate::cli::{Cli, Command};
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Pack(a) => pack::run(a),
+        Command::Run(a) => Ok(run::run(a)),
         Command::Inspect(a) => inspect::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Extract(a) => extract::run(a),

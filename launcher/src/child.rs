@@ -1,0 +1,266 @@
+//! The sandbox side, after clone: one linear sequence in bubblewrap's order. The process is
+//! pid 1 of the new pid namespace; it sets up the mounts, stays behind as the reaper, and
+//! forks the app, which drops every privilege and execs. Any failure is sent to the parent
+//! over the CLOEXEC message pipe; EOF on that pipe means exec succeeded.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ChildError;
+use crate::plan::Plan;
+use crate::seccomp::SeccompPolicy;
+use crate::sys;
+
+/// What the sandbox tells the parent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Message {
+    Landlock(String),
+    Error(ChildError),
+}
+
+/// Everything the child needs; prepared by the parent before clone.
+pub struct ChildArgs<'a> {
+    pub plan: &'a Plan,
+    pub seccomp: &'a SeccompPolicy,
+    pub scratch: &'a Path,
+    pub uid: u32,
+    pub gid: u32,
+    /// Taken (closed) by pid 1 once the app is forked.
+    pub messages: Option<OwnedFd>,
+    /// With `--report`: the app waits for one byte here before it execs.
+    pub go: Option<OwnedFd>,
+    pub signals: SigSet,
+}
+
+/// Sends one message as a JSON line (a single write, atomic below PIPE_BUF); false when the
+/// launcher is gone.
+pub fn send(fd: Option<&OwnedFd>, m: &Message) -> bool {
+    let Some(fd) = fd else { return false };
+    let mut line = serde_json::to_vec(m).unwrap_or_default();
+    line.push(b'\n');
+    fd.try_clone()
+        .is_ok_and(|dup| File::from(dup).write_all(&line).is_ok())
+}
+
+fn sys_err(step: &str, call: &str, path: Option<&Path>) -> impl FnOnce(nix::Error) -> ChildError {
+    let (step, call, path) = (
+        step.to_owned(),
+        call.to_owned(),
+        path.map(Path::to_path_buf),
+    );
+    move |e| ChildError::new(&step, &call, path.as_deref(), e as i32)
+}
+
+/// Entry point after clone; returns the exit status of pid 1.
+pub fn main(a: &mut ChildArgs) -> isize {
+    match setup(a) {
+        Ok(code) => code,
+        Err(e) => {
+            send(a.messages.as_ref(), &Message::Error(e));
+            125
+        }
+    }
+}
+
+fn setup(a: &mut ChildArgs) -> Result<isize, ChildError> {
+    // Die with the launcher. (getppid() is 0 in a new pid namespace, so the race with the
+    // launcher's exit is closed later: the app's status write to the launcher must succeed.)
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys_err(
+        "die with the launcher",
+        "prctl(PR_SET_PDEATHSIG)",
+        None,
+    ))?;
+    // Map our own uid and gid (setgroups must be denied first, or gid_map is refused).
+    write_maps(a.uid, a.gid)?;
+    // Keep mount events from propagating back to the host.
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(sys_err(
+        "make / a slave mount",
+        "mount(MS_SLAVE)",
+        Some(Path::new("/")),
+    ))?;
+    // The app's layers on a private tmpfs, the planned mounts, then pivot and detach the host.
+    let root = crate::mounts::build_root(a.plan, a.scratch)?;
+    crate::mounts::pivot_into(&root)?;
+    // Without network, the namespace has only loopback, and it starts down.
+    if a.plan.unshare_net {
+        sys::loopback_up().map_err(sys_err("bring up loopback", "ioctl(SIOCSIFFLAGS)", None))?;
+    }
+    // Stay behind as pid 1 (reaper, signal forwarder); the app continues in a child.
+    match sys::fork().map_err(sys_err("start the app", "fork", None))? {
+        ForkResult::Child => {
+            let e = match exec_app(a) {
+                Err(e) => e,
+                Ok(never) => match never {},
+            };
+            let code = match (e.call.as_str(), e.errno) {
+                ("execve", libc::ENOENT) => 127,
+                ("execve", _) => 126,
+                _ => 125,
+            };
+            send(a.messages.as_ref(), &Message::Error(e));
+            sys::exit_now(code);
+        }
+        ForkResult::Parent { child } => reap(a, child),
+    }
+}
+
+fn write_maps(uid: u32, gid: u32) -> Result<(), ChildError> {
+    for (file, text, call) in [
+        ("/proc/self/setgroups", "deny".to_owned(), "write setgroups"),
+        (
+            "/proc/self/uid_map",
+            format!("{uid} {uid} 1\n"),
+            "write uid_map",
+        ),
+        (
+            "/proc/self/gid_map",
+            format!("{gid} {gid} 1\n"),
+            "write gid_map",
+        ),
+    ] {
+        std::fs::write(file, text).map_err(|e| {
+            ChildError::new(
+                "map the user's ids",
+                call,
+                Some(Path::new(file)),
+                e.raw_os_error().unwrap_or(libc::EIO),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Drops every capability: bounding and ambient first (needs CAP_SETPCAP), then the rest.
+fn drop_caps() -> Result<(), ChildError> {
+    let fail = |e: caps::errors::CapsError| ChildError {
+        step: format!("drop capabilities ({e})"),
+        call: "capset".into(),
+        path: None,
+        errno: libc::EPERM,
+    };
+    caps::clear(None, caps::CapSet::Ambient).map_err(fail)?;
+    for c in caps::all() {
+        caps::drop(None, caps::CapSet::Bounding, c).map_err(fail)?;
+    }
+    for set in [
+        caps::CapSet::Inheritable,
+        caps::CapSet::Effective,
+        caps::CapSet::Permitted,
+    ] {
+        caps::clear(None, set).map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// The app's last steps: privileges, Landlock, descriptors, seccomp last, exec.
+fn exec_app(a: &mut ChildArgs) -> Result<Infallible, ChildError> {
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(sys_err("reset signals", "sigprocmask", None))?;
+    sys::default_sigpipe().map_err(sys_err("reset signals", "signal(SIGPIPE)", None))?;
+    // All privileged work is done: no capability survives, in any set, and none can return.
+    drop_caps()?;
+    nix::sys::prctl::set_no_new_privs().map_err(sys_err(
+        "set no_new_privs",
+        "prctl(PR_SET_NO_NEW_PRIVS)",
+        None,
+    ))?;
+    // Landlock mirrors the mounts; its outcome goes to the report.
+    let status = crate::landlock::restrict(&a.plan.landlock)?;
+    if !send(a.messages.as_ref(), &Message::Landlock(status)) {
+        sys::exit_now(125); // the launcher is gone: do not start an orphan
+    }
+    if let Some(go) = a.go.take() {
+        let mut b = [0u8; 1];
+        let _ = File::from(go).read(&mut b);
+    }
+    let cwd = [a.plan.cwd.clone(), PathBuf::from("/")]
+        .into_iter()
+        .find(|d| nix::unistd::chdir(d).is_ok());
+    if cwd.is_none() {
+        return Err(ChildError::new(
+            "enter the working directory",
+            "chdir",
+            Some(&a.plan.cwd),
+            libc::ENOENT,
+        ));
+    }
+    // Close-on-exec rather than close: the message pipe must stay open until exec.
+    sys::cloexec_from_3().map_err(sys_err("close inherited descriptors", "close_range", None))?;
+    let argv: Vec<CString> = a
+        .plan
+        .argv
+        .iter()
+        .map(|s| CString::new(s.as_str()).unwrap_or_default())
+        .collect();
+    let env: Vec<CString> = a
+        .plan
+        .env
+        .iter()
+        .map(|(k, v)| CString::new(format!("{k}={v}")).unwrap_or_default())
+        .collect();
+    // Seccomp last, so that nothing above needs a syscall it refuses.
+    for p in &a.seccomp.programs {
+        seccompiler::apply_filter(p).map_err(|e| ChildError {
+            step: format!("apply seccomp ({e})"),
+            call: "seccomp".into(),
+            path: None,
+            errno: libc::EINVAL,
+        })?;
+    }
+    let program = Path::new(&a.plan.argv[0]);
+    let e = nix::unistd::execve(&argv[0], &argv, &env).unwrap_err();
+    Err(ChildError::new(
+        "start the app",
+        "execve",
+        Some(program),
+        e as i32,
+    ))
+}
+
+/// pid 1: forwards signals to the app and reaps every child; exits with the app's status
+/// (128+N when it was killed by signal N), which ends the namespace and all left in it.
+fn reap(a: &mut ChildArgs, app: Pid) -> Result<isize, ChildError> {
+    let _ = drop_caps();
+    let _ = nix::sys::prctl::set_no_new_privs();
+    let _ = nix::sys::prctl::set_dumpable(false);
+    // Our copies of the pipes must close, so the parent sees EOF when the app execs.
+    a.go = None;
+    a.messages = None;
+    loop {
+        let (sig, code) = sys::wait_signal(&a.signals).map_err(sys_err(
+            "wait for signals",
+            "sigwaitinfo",
+            None,
+        ))?;
+        if sig != Signal::SIGCHLD {
+            if code != sys::SI_KERNEL {
+                let _ = kill(app, sig);
+            }
+            continue;
+        }
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, c)) if pid == app => return Ok(c as isize),
+                Ok(WaitStatus::Signaled(pid, s, _)) if pid == app => return Ok(128 + s as isize),
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+}

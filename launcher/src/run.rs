@@ -1,0 +1,305 @@
+//! The parent side of `capsa run`, named after `std::process`: [`Command`] opens and checks the
+//! bundle, prepares the layer cache and the app's state, plans the sandbox and compiles the
+//! seccomp filters, then clones the sandbox ([`crate::child`]); [`Child::wait`] forwards
+//! signals to it and returns its [`ExitStatus`].
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use bundle_format::{Bundle, PublicKey};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::cache::{CacheOutcome, LayerCache};
+use crate::child::{ChildArgs, Message};
+use crate::error::LaunchError;
+use crate::host::Host;
+use crate::plan::{plan, Dirs, Root, Upper};
+use crate::report::Report;
+use crate::seccomp::SeccompPolicy;
+use crate::spec::{Overrides, SandboxSpec};
+use crate::state::{self, AppState};
+use crate::sys;
+
+/// Signals the launcher and pid 1 forward to the app (and SIGCHLD, which they wait for).
+const FORWARDED: &[Signal] = &[
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// How the app ended: its exit code, or 128+N when killed by signal N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus(i32);
+
+impl ExitStatus {
+    pub fn code(&self) -> i32 {
+        self.0
+    }
+    pub fn success(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// A sandboxed app to start.
+#[derive(Debug, Default)]
+pub struct Command {
+    bundle: PathBuf,
+    overrides: Overrides,
+    report: bool,
+    trusted: Option<PublicKey>,
+}
+
+/// A running sandbox.
+#[derive(Debug)]
+pub struct Child {
+    pid: Pid,
+    signals: SigSet,
+    old_mask: SigSet,
+    _state_lock: Option<File>,
+}
+
+fn sys_err(call: &'static str) -> impl FnOnce(nix::Error) -> LaunchError {
+    move |source| LaunchError::Sys { call, source }
+}
+
+impl Command {
+    pub fn new(bundle: impl Into<PathBuf>) -> Self {
+        Self {
+            bundle: bundle.into(),
+            ..Default::default()
+        }
+    }
+    pub fn overrides(&mut self, o: Overrides) -> &mut Self {
+        self.overrides = o;
+        self
+    }
+    /// Print what the sandbox enforces (through `on_report`) before the app starts.
+    pub fn report(&mut self, on: bool) -> &mut Self {
+        self.report = on;
+        self
+    }
+    /// Require a valid signature by this key.
+    pub fn trusted_key(&mut self, key: Option<PublicKey>) -> &mut Self {
+        self.trusted = key;
+        self
+    }
+
+    /// Starts the sandbox; `on_report` receives the report (only with `report(true)`) before
+    /// the app execs.
+    pub fn spawn(&self, on_report: &mut dyn FnMut(&Report)) -> Result<Child, LaunchError> {
+        let bundle = Bundle::open(&self.bundle).map_err(|source| LaunchError::Bundle {
+            path: self.bundle.clone(),
+            source,
+        })?;
+        let m = bundle.manifest();
+        if m.arch != std::env::consts::ARCH {
+            return Err(LaunchError::Arch {
+                bundle: m.arch.clone(),
+                host: std::env::consts::ARCH.into(),
+            });
+        }
+        bundle
+            .check_signatures(self.trusted.as_ref())
+            .map_err(|source| LaunchError::Bundle {
+                path: self.bundle.clone(),
+                source,
+            })?;
+        let spec = SandboxSpec::new(m, &self.overrides)?;
+
+        let cache_root = state::cache_dir();
+        let cache = LayerCache::new(cache_root.join("layers"))?;
+        state::check_overlay_path(cache.dir())?;
+        let scratch = cache_root.join("mnt");
+        state::private_dir(&scratch)?;
+        let tocs = bundle.tocs().map_err(|source| LaunchError::Bundle {
+            path: self.bundle.clone(),
+            source,
+        })?;
+        let mut lowers = Vec::new();
+        let mut outcomes = Vec::new();
+        for (layer, toc) in m.layers.iter().zip(&tocs) {
+            let (tree, outcome) = cache.ensure(&bundle, layer, toc)?;
+            lowers.insert(0, tree);
+            outcomes.push(outcome);
+        }
+        let mut cache_note = match outcomes.iter().filter(|o| **o != CacheOutcome::Hit).count() {
+            0 => "cached".to_owned(),
+            n => format!("{n} unpacked now"),
+        };
+        if outcomes.contains(&CacheOutcome::Repaired) {
+            cache_note.push_str(", a damaged cache entry was replaced");
+        }
+
+        let (root, private_home, lock) = if spec.ephemeral {
+            (
+                Root {
+                    lowers,
+                    upper: Upper::Tmpfs,
+                },
+                None,
+                None,
+            )
+        } else {
+            let st = AppState::open(&spec.app_id)?;
+            match st.lock {
+                Some(lock) => (
+                    Root {
+                        lowers,
+                        upper: Upper::Persistent {
+                            upper: st.upper,
+                            work: st.work,
+                        },
+                    },
+                    Some(st.home),
+                    Some(lock),
+                ),
+                None => {
+                    cache_note.push_str("; state busy");
+                    lowers.insert(0, st.upper);
+                    (
+                        Root {
+                            lowers,
+                            upper: Upper::Tmpfs,
+                        },
+                        Some(st.home),
+                        None,
+                    )
+                }
+            }
+        };
+        let host = Host::current();
+        let plan = plan(&spec, &host, &Dirs { root, private_home }, &|p| p.exists());
+        let seccomp = SeccompPolicy::compile()?;
+        let mut report = Report::new(
+            &spec.app_id,
+            &plan,
+            &seccomp,
+            host.uid,
+            host.gid,
+            &cache_note,
+        );
+
+        let mut signals = SigSet::empty();
+        signals.add(Signal::SIGCHLD);
+        for s in FORWARDED {
+            signals.add(*s);
+        }
+        let mut old_mask = SigSet::empty();
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), Some(&mut old_mask))
+            .map_err(sys_err("sigprocmask"))?;
+        let (msg_r, msg_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys_err("pipe2"))?;
+        let (go_r, go_w): (Option<OwnedFd>, Option<OwnedFd>) = if self.report {
+            let (r, w) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys_err("pipe2"))?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
+        if sys::thread_count() != 1 {
+            return Err(LaunchError::Usage(
+                "internal error: the launcher must be single-threaded to clone the sandbox".into(),
+            ));
+        }
+        let mut flags = CloneFlags::CLONE_NEWUSER
+            | CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWUTS;
+        if plan.unshare_net {
+            flags |= CloneFlags::CLONE_NEWNET;
+        }
+        let mut args = ChildArgs {
+            plan: &plan,
+            seccomp: &seccomp,
+            scratch: &scratch,
+            uid: host.uid,
+            gid: host.gid,
+            messages: Some(msg_w),
+            go: go_r,
+            signals,
+        };
+        let pid = sys::clone_child(flags, &mut || crate::child::main(&mut args))
+            .map_err(sys_err("clone"))?;
+        drop(args);
+        let mut child = Child {
+            pid,
+            signals,
+            old_mask,
+            _state_lock: lock,
+        };
+
+        let mut failure = None;
+        let mut go_w = go_w;
+        for line in BufReader::new(File::from(msg_r)).lines() {
+            let Ok(line) = line else { break };
+            match serde_json::from_str::<Message>(&line) {
+                Ok(Message::Landlock(text)) => {
+                    report.set_landlock(&text);
+                    if let Some(w) = go_w.take() {
+                        on_report(&report);
+                        let _ = File::from(w).write_all(b"g");
+                    }
+                }
+                Ok(Message::Error(e)) => failure = Some(e),
+                Err(_) => {}
+            }
+        }
+        if let Some(e) = failure {
+            let _ = child.wait_raw();
+            return Err(match (e.call.as_str(), e.errno) {
+                ("execve", libc::ENOENT) => LaunchError::NotFound {
+                    program: e.path.unwrap_or_default(),
+                },
+                ("execve", errno) => LaunchError::CannotExecute {
+                    program: e.path.unwrap_or_default(),
+                    errno,
+                },
+                _ => LaunchError::Child(e),
+            });
+        }
+        Ok(child)
+    }
+
+    /// Starts the sandbox and waits for the app.
+    pub fn status(&self, on_report: &mut dyn FnMut(&Report)) -> Result<ExitStatus, LaunchError> {
+        self.spawn(on_report)?.wait()
+    }
+}
+
+impl Child {
+    pub fn id(&self) -> u32 {
+        self.pid.as_raw() as u32
+    }
+
+    /// Waits for the sandbox, forwarding signals sent to the launcher (not those the terminal
+    /// already delivered to the whole foreground group).
+    pub fn wait(mut self) -> Result<ExitStatus, LaunchError> {
+        let status = self.wait_raw();
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old_mask), None);
+        status
+    }
+
+    fn wait_raw(&mut self) -> Result<ExitStatus, LaunchError> {
+        loop {
+            match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)).map_err(sys_err("waitpid"))? {
+                WaitStatus::Exited(_, code) => return Ok(ExitStatus(code)),
+                WaitStatus::Signaled(_, s, _) => return Ok(ExitStatus(128 + s as i32)),
+                _ => {}
+            }
+            let (sig, code) = sys::wait_signal(&self.signals).map_err(sys_err("sigwaitinfo"))?;
+            if sig != Signal::SIGCHLD && code != sys::SI_KERNEL {
+                let _ = kill(self.pid, sig);
+            }
+        }
+    }
+}
