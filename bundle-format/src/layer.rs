@@ -208,12 +208,12 @@ pub fn compress_meta(bytes: &[u8]) -> Vec<u8> {
     zstd::bulk::compress(bytes, 19).expect("in-memory zstd compression")
 }
 
-/// Decompresses a metadata blob with a size cap.
-pub fn decompress_meta(blob: impl Read, what: &str) -> Result<Vec<u8>> {
+/// Decompresses a metadata blob with a size cap (at most [`MAX_META_LEN`]).
+pub fn decompress_meta(blob: impl Read, what: &str, cap: u64) -> Result<Vec<u8>> {
     let mut d = zstd::stream::read::Decoder::new(blob).map_err(read_err(what))?;
     d.window_log_max(WINDOW_LOG).map_err(read_err(what))?;
     let mut out = Vec::new();
-    LimitReader::new(d, MAX_META_LEN)
+    LimitReader::new(d, cap.min(MAX_META_LEN))
         .read_to_end(&mut out)
         .map_err(read_err(what))?;
     Ok(out)

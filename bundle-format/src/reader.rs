@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::canonical;
 use crate::container::{
     self, decode_table, BlobEntry, Header, Trailer, HEADER_LEN, MAX_SIGNATURES_LEN, TRAILER_LEN,
 };
@@ -240,8 +239,11 @@ impl Bundle {
     /// The layer's table of contents, digest-checked, size-capped and validated.
     pub fn toc(&self, layer: &Layer) -> Result<Toc> {
         let what = format!("table of contents of layer {}", layer.role.as_str());
-        let bytes = decompress_meta(self.checked_blob(&layer.toc, &what)?, &what)?;
-        let toc: Toc = canonical::from_slice(&bytes).map_err(|e| Error::Damaged {
+        // The manifest's entry count bounds the TOC's size, so a tiny blob cannot inflate into
+        // a huge one; the typed decode keeps memory near the TOC's own size.
+        let cap = 64 + layer.entries.saturating_mul(crate::toc::MAX_ENTRY_JSON);
+        let bytes = decompress_meta(self.checked_blob(&layer.toc, &what)?, &what, cap)?;
+        let toc = Toc::from_canonical(&bytes).map_err(|e| Error::Damaged {
             part: what.clone(),
             problem: e.to_string(),
         })?;
@@ -315,7 +317,11 @@ impl Bundle {
         let Some(r) = self.manifest.report else {
             return Ok(None);
         };
-        let bytes = decompress_meta(self.checked_blob(&r, "capture report")?, "capture report")?;
+        let bytes = decompress_meta(
+            self.checked_blob(&r, "capture report")?,
+            "capture report",
+            u64::MAX,
+        )?;
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| Error::Damaged {

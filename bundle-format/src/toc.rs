@@ -28,21 +28,23 @@ pub enum EntryKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TocEntry {
-    pub path: BundlePath,
-    #[serde(rename = "type")]
-    pub kind: EntryKind,
+    // Fields are declared in the bytewise order of their JSON names, so serde's own output is
+    // the canonical encoding (see `Toc::to_canonical`): keep it that way.
     /// Permission bits: 0o755 or 0o644 for files, 0o755 for directories, 0o777 for links.
     pub mode: u32,
-    /// Content size in bytes (files only; 0 otherwise).
-    pub size: u64,
     /// Modification time, seconds since the epoch (restored on regular files when extracted).
     pub mtime: u64,
+    pub path: BundlePath,
     /// Content digest (files only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<Digest>,
+    /// Content size in bytes (files only; 0 otherwise).
+    pub size: u64,
     /// Link target (symlinks: as stored; hardlinks: a bundle path).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: EntryKind,
 }
 
 /// A layer's table of contents.
@@ -67,7 +69,27 @@ fn err(path: &BundlePath, problem: impl Into<String>) -> TocError {
     }
 }
 
+/// Largest canonical JSON of one entry: a path and a target of 4096 bytes each, plus the
+/// fixed fields. Bounds the decompressed size of a TOC by its manifest's entry count.
+pub const MAX_ENTRY_JSON: u64 = 2 * 4096 + 256;
+
 impl Toc {
+    /// The canonical encoding, written straight from the typed value (no JSON tree in
+    /// memory): the field order makes serde's output canonical.
+    pub fn to_canonical(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a TOC serializes")
+    }
+
+    /// Decodes canonical TOC bytes: at most 2-3 times their size in memory.
+    pub fn from_canonical(bytes: &[u8]) -> Result<Self, crate::canonical::CanonicalError> {
+        let toc: Toc =
+            serde_json::from_slice(bytes).map_err(crate::canonical::CanonicalError::Parse)?;
+        if toc.to_canonical() != bytes {
+            return Err(crate::canonical::CanonicalError::NotCanonical);
+        }
+        Ok(toc)
+    }
+
     /// Checks every invariant listed in the module docs.
     pub fn validate(&self) -> Result<(), TocError> {
         if self.entries.len() > MAX_ENTRIES {
@@ -168,6 +190,19 @@ fn validate_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn direct_encoding_is_canonical() {
+        let toc = Toc {
+            entries: vec![
+                dir("usr"),
+                file("usr/a", 0o644),
+                link("usr/b", EntryKind::Symlink, "a"),
+            ],
+        };
+        assert_eq!(toc.to_canonical(), crate::canonical::to_vec(&toc).unwrap());
+        assert_eq!(Toc::from_canonical(&toc.to_canonical()).unwrap(), toc);
+    }
 
     fn dir(p: &str) -> TocEntry {
         TocEntry {

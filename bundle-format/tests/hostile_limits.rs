@@ -242,3 +242,27 @@ fn huge_padding_between_blobs_is_checked_in_bounded_memory() {
     let at = region + layer_at - 4096;
     assert_eq!(v, format!("damaged padding: non-zero bytes at offset {at}"));
 }
+
+#[test]
+fn a_toc_larger_than_its_entry_count_allows_is_refused_unread() {
+    // 300,000 entries (about 18 MB of JSON, 300 MB once decoded as a tree) behind a manifest
+    // that declares one entry: refused once the TOC outgrows what one entry can need.
+    let entry = r#"{"mode":493,"mtime":0,"path":"d","size":0,"type":"dir"},"#;
+    let mut json = String::with_capacity(entry.len() * 300_000 + 32);
+    json.push_str(r#"{"entries":["#);
+    for _ in 0..300_000 {
+        json.push_str(entry);
+    }
+    json.pop();
+    json.push_str("]}");
+    let mut layer = RawLayer::new(
+        raw_tar(&[rdir(b"d")]),
+        vec![toc_entry("d", "dir", 0o755, None, None)],
+    );
+    layer.toc_json = json.into_bytes();
+    let v = refused_quickly(layer);
+    assert!(
+        v.contains("table of contents") && v.contains("size limit"),
+        "{v}"
+    );
+}

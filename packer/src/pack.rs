@@ -242,9 +242,7 @@ pub fn pack(
         }
         let (file, stats, toc) = w.finish()?;
         file.sync_all().map_err(werr)?;
-        let toc_bytes = compress_meta(
-            &canonical::to_vec(&toc).map_err(|e| bundle_format::Error::Compose(e.to_string()))?,
-        );
+        let toc_bytes = compress_meta(&toc.to_canonical());
         let toc_ref = BlobRef {
             digest: Digest::of(&toc_bytes),
             size: toc_bytes.len() as u64,
