@@ -364,3 +364,50 @@ fn report_tells_what_is_enforced() {
         assert!(t.contains(want), "report lacks {want}: {t}");
     }
 }
+
+#[test]
+fn without_overlayfs_the_root_is_read_only_and_the_report_says_so() {
+    if !userns() {
+        return;
+    }
+    let env = Env::new();
+    let o = env
+        .cmd(&["run", python_bundle().to_str().unwrap(), "--report", "--", "-c", "import ssl, os\ntry:\n    open('/usr/x', 'w')\nexcept OSError as e:\n    print('errno', e.errno)\nopen(os.path.expanduser('~/kept'), 'w').write('y')"])
+        .env("CAPSA_OVERLAY", "off")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(stdout(&o), "errno 30", "{}", text(&o));
+    assert!(text(&o).contains("no writable layer"), "{}", text(&o));
+    assert!(
+        env.state("org.python.Python3").join("home/kept").is_file(),
+        "the private home is still writable"
+    );
+}
+
+#[test]
+fn a_terminal_works_inside() {
+    if !userns() || Command::new("script").arg("--version").output().is_err() {
+        return;
+    }
+    let env = Env::new();
+    // `script` gives the command a pseudo-terminal of 100x40.
+    let inner = format!(
+        "stty cols 100 rows 40; {} run {} -- -c 'import os, sys; print(\"tty\", os.isatty(0), os.isatty(1), os.get_terminal_size())'",
+        capsa_bin().display(),
+        python_bundle().display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env("XDG_CACHE_HOME", env.cache())
+        .env("XDG_DATA_HOME", env.data())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("tty True True os.terminal_size(columns=100, lines=40)"),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

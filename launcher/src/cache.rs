@@ -15,10 +15,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use bundle_format::extract::write_entry;
-use bundle_format::{Bundle, EntryKind, Layer, Toc};
+use bundle_format::{Bundle, Digest, EntryKind, Layer, Toc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::LaunchError;
+use crate::plan::Step;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct Complete {
@@ -116,6 +117,66 @@ impl LayerCache {
             }
             Err(e) => Err(prep(&entry)(e)),
         }
+    }
+
+    /// The layers merged into one tree of hardlinks, for the read-only fallback where
+    /// overlayfs cannot be used; built once per bundle (staged, then renamed), with the mount
+    /// points `steps` need created in it for this run.
+    pub fn merged(
+        &self,
+        manifest: &Digest,
+        trees: &[PathBuf],
+        tocs: &[Toc],
+        steps: &[Step],
+    ) -> Result<PathBuf, LaunchError> {
+        let root = self.dir.with_file_name("merged");
+        fs::create_dir_all(&root).map_err(prep(&root))?;
+        let entry = root.join(manifest.hex());
+        if !entry.join("complete").exists() {
+            if entry.exists() {
+                self.discard(&entry)?;
+            }
+            let staging = tempfile::Builder::new()
+                .prefix(".tmp-")
+                .tempdir_in(&root)
+                .map_err(prep(&root))?;
+            let stree = staging.path().join("tree");
+            fs::create_dir(&stree).map_err(prep(&stree))?;
+            for (layer, toc) in trees.iter().zip(tocs) {
+                for e in &toc.entries {
+                    let dst = e.path.under(&stree);
+                    let r = match e.kind {
+                        EntryKind::Dir if dst.is_dir() => Ok(()),
+                        EntryKind::Dir => fs::create_dir(&dst),
+                        EntryKind::Symlink if dst.symlink_metadata().is_ok() => Ok(()),
+                        EntryKind::Symlink => std::os::unix::fs::symlink(
+                            e.target.as_deref().unwrap_or_default(),
+                            &dst,
+                        ),
+                        EntryKind::File | EntryKind::Hardlink => {
+                            fs::hard_link(e.path.under(layer), &dst)
+                        }
+                    };
+                    r.map_err(prep(&dst))?;
+                }
+            }
+            fs::write(staging.path().join("complete"), b"").map_err(prep(staging.path()))?;
+            if fs::rename(staging.path(), &entry).is_ok() {
+                let _ = staging.keep();
+            }
+        }
+        let tree = entry.join("tree");
+        for s in steps {
+            let (dst, dir) = match s {
+                Step::Bind { src, dst, .. } => (dst, src.is_dir()),
+                Step::Tmpfs { dst, .. } | Step::Proc { dst } | Step::Devpts { dst } => (dst, true),
+                Step::File { dst, .. } => (dst, false),
+                Step::Symlink { .. } => continue,
+            };
+            crate::mounts::prepare_target(&tree, dst, dir, "prepare the read-only root")
+                .map_err(LaunchError::Child)?;
+        }
+        Ok(tree)
     }
 
     fn max_ctime(&self, tree: &Path, toc: &Toc) -> std::io::Result<(i64, i64)> {

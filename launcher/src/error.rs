@@ -101,3 +101,51 @@ impl LaunchError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errnos_become_hints_and_exit_codes() {
+        let userns = LaunchError::Child(ChildError::new(
+            "map the user's ids",
+            "write uid_map",
+            Some(std::path::Path::new("/proc/self/uid_map")),
+            libc::EPERM,
+        ));
+        assert!(userns
+            .hint()
+            .unwrap()
+            .contains("apparmor_restrict_unprivileged_userns"));
+        assert_eq!(userns.exit_code(), 125);
+        let clone = LaunchError::Sys {
+            call: "clone",
+            source: nix::Error::ENOSPC,
+        };
+        assert!(clone.hint().unwrap().contains("max_user_namespaces"));
+        let overlay = LaunchError::Child(ChildError::new(
+            "mount",
+            "mount(overlay)",
+            None,
+            libc::EINVAL,
+        ));
+        assert!(overlay.hint().unwrap().contains("5.11"));
+        assert_eq!(
+            LaunchError::NotFound {
+                program: "/x".into()
+            }
+            .exit_code(),
+            127
+        );
+        assert_eq!(
+            LaunchError::CannotExecute {
+                program: "/x".into(),
+                errno: libc::EACCES
+            }
+            .exit_code(),
+            126
+        );
+        assert!(LaunchError::Usage("x".into()).hint().is_none());
+    }
+}

@@ -33,7 +33,7 @@ fn io(step: &str, call: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Chi
 
 /// Makes `root/dst` exist as a directory (`dir`) or a file, creating what is missing, and
 /// refusing to go through or onto a symlink.
-fn prepare_target(root: &Path, dst: &Path, dir: bool, step: &str) -> R<PathBuf> {
+pub(crate) fn prepare_target(root: &Path, dst: &Path, dir: bool, step: &str) -> R<PathBuf> {
     let mut cur = root.to_path_buf();
     let comps: Vec<Component> = dst
         .components()
@@ -145,40 +145,54 @@ pub fn build_root(plan: &Plan, scratch: &Path) -> R<PathBuf> {
     for d in [&root, &files] {
         fs::create_dir(d).map_err(io(step, "mkdir", d))?;
     }
-    let (upper, work) = match &plan.root.upper {
-        Upper::Persistent { upper, work } => (upper.clone(), work.clone()),
-        Upper::Tmpfs => {
-            let (u, w) = (scratch.join("upper"), scratch.join("work"));
-            for d in [&u, &w] {
-                fs::create_dir(d).map_err(io(step, "mkdir", d))?;
-            }
-            (u, w)
+    match &plan.root.upper {
+        Upper::Disabled { tree } => {
+            bind(
+                tree,
+                &root,
+                true,
+                false,
+                false,
+                "mount the app's merged layers read-only as its root",
+            )?;
         }
-    };
-    let lowers: Vec<String> = plan
-        .root
-        .lowers
-        .iter()
-        .map(|l| l.display().to_string())
-        .collect();
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={},userxattr",
-        lowers.join(":"),
-        upper.display(),
-        work.display()
-    );
-    mount(
-        Some("overlay"),
-        &root,
-        Some("overlay"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(opts.as_str()),
-    )
-    .map_err(sys(
-        "mount the app's layers as its root",
-        "mount(overlay)",
-        &root,
-    ))?;
+        upper => {
+            let (upper, work) = match upper {
+                Upper::Persistent { upper, work } => (upper.clone(), work.clone()),
+                _ => {
+                    let (u, w) = (scratch.join("upper"), scratch.join("work"));
+                    for d in [&u, &w] {
+                        fs::create_dir(d).map_err(io(step, "mkdir", d))?;
+                    }
+                    (u, w)
+                }
+            };
+            let lowers: Vec<String> = plan
+                .root
+                .lowers
+                .iter()
+                .map(|l| l.display().to_string())
+                .collect();
+            let opts = format!(
+                "lowerdir={},upperdir={},workdir={},userxattr",
+                lowers.join(":"),
+                upper.display(),
+                work.display()
+            );
+            mount(
+                Some("overlay"),
+                &root,
+                Some("overlay"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(opts.as_str()),
+            )
+            .map_err(sys(
+                "mount the app's layers as its root",
+                "mount(overlay)",
+                &root,
+            ))?;
+        }
+    }
 
     for (i, s) in plan.steps.iter().enumerate() {
         let step = format!("prepare {}", s.dst().display());

@@ -70,6 +70,9 @@ pub enum Upper {
     /// A tmpfs: changes vanish with the sandbox (`--ephemeral`, or another instance holds the
     /// persistent upper; then that upper is stacked read-only below).
     Tmpfs,
+    /// No writable layer: overlayfs cannot be used, so the root is `tree`, the layers merged
+    /// with hardlinks, mounted read-only (`lowers` is then empty).
+    Disabled { tree: PathBuf },
 }
 
 /// The app's root: the bundle's layers (top first) and a writable upper.

@@ -31,12 +31,21 @@ impl Report {
                 if plan.unshare_net { "net (loopback only)" } else { "net shared with the host (network granted)" }
             ),
         );
-        let upper = match &plan.root.upper {
-            Upper::Persistent { upper, .. } => format!("persistent writable layer {}", upper.display()),
-            Upper::Tmpfs if plan.root.lowers.len() > 1 && cache_note.contains("busy") => "tmpfs writable layer: another instance holds this app's state, so changes here are discarded".to_owned(),
-            Upper::Tmpfs => "tmpfs writable layer (ephemeral: changes are discarded)".to_owned(),
+        let root = match &plan.root.upper {
+            Upper::Disabled { tree } => format!("the layers merged read-only ({cache_note}) from {}: no writable layer; nosuid, nodev", tree.display()),
+            upper => {
+                let upper = match upper {
+                    Upper::Persistent { upper, .. } => format!("persistent writable layer {}", upper.display()),
+                    _ if cache_note.contains("busy") => "tmpfs writable layer: another instance holds this app's state, so changes here are discarded".to_owned(),
+                    _ => "tmpfs writable layer (ephemeral: changes are discarded)".to_owned(),
+                };
+                format!("overlayfs of {} read-only layers ({cache_note}), {upper}; nosuid, nodev", plan.root.lowers.len())
+            }
         };
-        row("root", format!("overlayfs of {} read-only layers ({cache_note}), {upper}; nosuid, nodev; host root detached after pivot_root", plan.root.lowers.len()));
+        row(
+            "root",
+            format!("{root}; host root detached after pivot_root"),
+        );
         for s in &plan.steps {
             let text = match s {
                 Step::Bind {

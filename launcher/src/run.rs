@@ -64,7 +64,7 @@ pub struct Child {
     pid: Pid,
     signals: SigSet,
     old_mask: SigSet,
-    _state_lock: Option<File>,
+    state_lock: Option<File>,
 }
 
 fn sys_err(call: &'static str) -> impl FnOnce(nix::Error) -> LaunchError {
@@ -94,12 +94,14 @@ impl Command {
     }
 
     /// Starts the sandbox; `on_report` receives the report (only with `report(true)`) before
-    /// the app execs.
+    /// the app execs. Where overlayfs cannot be mounted (or `CAPSA_OVERLAY=off`), the root is
+    /// the layers merged read-only, without a writable layer, and the report says so.
     pub fn spawn(&self, on_report: &mut dyn FnMut(&Report)) -> Result<Child, LaunchError> {
-        let bundle = Bundle::open(&self.bundle).map_err(|source| LaunchError::Bundle {
+        let bundle_err = |source| LaunchError::Bundle {
             path: self.bundle.clone(),
             source,
-        })?;
+        };
+        let bundle = Bundle::open(&self.bundle).map_err(bundle_err)?;
         let m = bundle.manifest();
         if m.arch != std::env::consts::ARCH {
             return Err(LaunchError::Arch {
@@ -109,10 +111,7 @@ impl Command {
         }
         bundle
             .check_signatures(self.trusted.as_ref())
-            .map_err(|source| LaunchError::Bundle {
-                path: self.bundle.clone(),
-                source,
-            })?;
+            .map_err(bundle_err)?;
         let spec = SandboxSpec::new(m, &self.overrides)?;
 
         let cache_root = state::cache_dir();
@@ -120,74 +119,107 @@ impl Command {
         state::check_overlay_path(cache.dir())?;
         let scratch = cache_root.join("mnt");
         state::private_dir(&scratch)?;
-        let tocs = bundle.tocs().map_err(|source| LaunchError::Bundle {
-            path: self.bundle.clone(),
-            source,
-        })?;
-        let mut lowers = Vec::new();
+        let tocs = bundle.tocs().map_err(bundle_err)?;
+        let mut trees = Vec::new();
         let mut outcomes = Vec::new();
         for (layer, toc) in m.layers.iter().zip(&tocs) {
             let (tree, outcome) = cache.ensure(&bundle, layer, toc)?;
-            lowers.insert(0, tree);
+            trees.push(tree);
             outcomes.push(outcome);
         }
-        let mut cache_note = match outcomes.iter().filter(|o| **o != CacheOutcome::Hit).count() {
+        let mut note = match outcomes.iter().filter(|o| **o != CacheOutcome::Hit).count() {
             0 => "cached".to_owned(),
             n => format!("{n} unpacked now"),
         };
         if outcomes.contains(&CacheOutcome::Repaired) {
-            cache_note.push_str(", a damaged cache entry was replaced");
+            note.push_str(", a damaged cache entry was replaced");
         }
+        let host = Host::current();
+        let seccomp = SeccompPolicy::compile()?;
+        let state = if spec.ephemeral {
+            None
+        } else {
+            Some(AppState::open(&spec.app_id)?)
+        };
+        let private_home = state.as_ref().map(|s| s.home.clone());
 
-        let (root, private_home, lock) = if spec.ephemeral {
-            (
-                Root {
-                    lowers,
+        let overlay_off = std::env::var("CAPSA_OVERLAY").is_ok_and(|v| v == "off");
+        if !overlay_off {
+            let mut lowers: Vec<PathBuf> = trees.iter().rev().cloned().collect();
+            let upper = match &state {
+                None => Upper::Tmpfs,
+                Some(AppState {
+                    lock: Some(_),
+                    upper,
+                    work,
+                    ..
+                }) => Upper::Persistent {
+                    upper: upper.clone(),
+                    work: work.clone(),
+                },
+                Some(st) => {
+                    note.push_str("; state busy");
+                    lowers.insert(0, st.upper.clone());
+                    Upper::Tmpfs
+                }
+            };
+            let dirs = Dirs {
+                root: Root { lowers, upper },
+                private_home: private_home.clone(),
+            };
+            match self.launch(&spec, &host, &dirs, &seccomp, &scratch, &note, on_report) {
+                Err(LaunchError::Child(e)) if e.call == "mount(overlay)" => {
+                    note.push_str(&format!(
+                        "; overlayfs unavailable ({}), so no writable layer",
+                        std::io::Error::from_raw_os_error(e.errno)
+                    ));
+                }
+                Ok(mut child) => {
+                    child.state_lock = state.and_then(|s| s.lock);
+                    return Ok(child);
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            note.push_str("; overlayfs disabled by CAPSA_OVERLAY=off, so no writable layer");
+        }
+        let probe = plan(
+            &spec,
+            &host,
+            &Dirs {
+                root: Root {
+                    lowers: vec![],
                     upper: Upper::Tmpfs,
                 },
-                None,
-                None,
-            )
-        } else {
-            let st = AppState::open(&spec.app_id)?;
-            match st.lock {
-                Some(lock) => (
-                    Root {
-                        lowers,
-                        upper: Upper::Persistent {
-                            upper: st.upper,
-                            work: st.work,
-                        },
-                    },
-                    Some(st.home),
-                    Some(lock),
-                ),
-                None => {
-                    cache_note.push_str("; state busy");
-                    lowers.insert(0, st.upper);
-                    (
-                        Root {
-                            lowers,
-                            upper: Upper::Tmpfs,
-                        },
-                        Some(st.home),
-                        None,
-                    )
-                }
-            }
-        };
-        let host = Host::current();
-        let plan = plan(&spec, &host, &Dirs { root, private_home }, &|p| p.exists());
-        let seccomp = SeccompPolicy::compile()?;
-        let mut report = Report::new(
-            &spec.app_id,
-            &plan,
-            &seccomp,
-            host.uid,
-            host.gid,
-            &cache_note,
+                private_home: private_home.clone(),
+            },
+            &|p| p.exists(),
         );
+        let tree = cache.merged(&bundle.manifest_digest(), &trees, &tocs, &probe.steps)?;
+        let dirs = Dirs {
+            root: Root {
+                lowers: vec![],
+                upper: Upper::Disabled { tree },
+            },
+            private_home,
+        };
+        self.launch(&spec, &host, &dirs, &seccomp, &scratch, &note, on_report)
+    }
 
+    /// Plans the sandbox for `dirs`, clones it, and relays its messages until the app execs.
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        &self,
+        spec: &SandboxSpec,
+        host: &Host,
+        dirs: &Dirs,
+        seccomp: &SeccompPolicy,
+        scratch: &std::path::Path,
+        note: &str,
+        on_report: &mut dyn FnMut(&Report),
+    ) -> Result<Child, LaunchError> {
+        let plan = plan(spec, host, dirs, &|p| p.exists());
+        let mut report = Report::new(&spec.app_id, &plan, seccomp, host.uid, host.gid, note);
         let mut signals = SigSet::empty();
         signals.add(Signal::SIGCHLD);
         for s in FORWARDED {
@@ -220,8 +252,8 @@ impl Command {
         }
         let mut args = ChildArgs {
             plan: &plan,
-            seccomp: &seccomp,
-            scratch: &scratch,
+            seccomp,
+            scratch,
             uid: host.uid,
             gid: host.gid,
             messages: Some(msg_w),
@@ -235,7 +267,7 @@ impl Command {
             pid,
             signals,
             old_mask,
-            _state_lock: lock,
+            state_lock: None,
         };
 
         let mut failure = None;
@@ -256,6 +288,8 @@ impl Command {
         }
         if let Some(e) = failure {
             let _ = child.wait_raw();
+            let _ =
+                nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&child.old_mask), None);
             return Err(match (e.call.as_str(), e.errno) {
                 ("execve", libc::ENOENT) => LaunchError::NotFound {
                     program: e.path.unwrap_or_default(),
