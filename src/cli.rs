@@ -18,6 +18,14 @@ pub struct Cli {
 pub enum Command {
     Pack(PackArgs),
     Run(RunArgs),
+    Install(InstallArgs),
+    Uninstall(UninstallArgs),
+    List(ListArgs),
+    Info(InfoArgs),
+    Override(OverrideArgs),
+    Reset(AppArgs),
+    Diff(DiffArgs),
+    Integrate(IntegrateArgs),
     Inspect(InspectArgs),
     Verify(VerifyArgs),
     Extract(ExtractArgs),
@@ -69,8 +77,12 @@ pub struct PackArgs {
 /// the launcher fails, 126 when the command cannot be executed, 127 when it is not found.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A bundle file.
+    /// A bundle file, or the id of an installed app.
     pub app: PathBuf,
+    /// Expose each file named in the arguments (a path or a file:// URL) to the app, that
+    /// file alone and read-write, at its own path (what desktop entries use to open files).
+    #[arg(long)]
+    pub open_files: bool,
     /// Grant a permission for this run (network, network=tcp:443, filesystem=home[:ro],
     /// filesystem=PATH[:ro], filesystem=xdg-download, socket=x11|wayland|pulseaudio|pipewire|session-bus,
     /// device=dri|all); may be repeated.
@@ -100,6 +112,86 @@ pub struct RunArgs {
     /// Arguments for the app (put them after `--`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+/// Install a bundle into your app store, with its desktop entry, icon and file types.
+///
+/// Verifies every byte, shows the permissions the app asks for (and asks, unless --yes),
+/// shares layers with apps already installed, and switches to the new version atomically; the
+/// previous version is kept for rollback.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    pub bundle: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Require a valid signature by this public key.
+    #[arg(long, value_name = "PUBFILE")]
+    pub key: Option<PathBuf>,
+    /// Make the app the default for this MIME type (one it declares); may be repeated.
+    #[arg(long, value_name = "TYPE")]
+    pub default_for: Vec<String>,
+}
+
+/// Remove an installed app and everything it exported.
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    pub app: String,
+    /// Also delete the app's data (its writable layer, private home and overrides).
+    #[arg(long)]
+    pub delete_data: bool,
+}
+
+/// List installed apps.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Show an installed app: version, disk use, shared layers, effective permissions, exports.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    pub app: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Change an installed app's permissions for every run (kept across updates).
+#[derive(Debug, Args)]
+pub struct OverrideArgs {
+    pub app: String,
+    /// Grant a permission; may be repeated.
+    #[arg(long, value_name = "PERM")]
+    pub allow: Vec<String>,
+    /// Take a permission away; may be repeated.
+    #[arg(long, value_name = "PERM")]
+    pub deny: Vec<String>,
+    /// Remove every override.
+    #[arg(long, conflicts_with_all = ["allow", "deny"])]
+    pub reset: bool,
+}
+
+/// Drop an app's state: back to freshly installed.
+#[derive(Debug, Args)]
+pub struct AppArgs {
+    pub app: String,
+}
+
+/// Show what an app changed in its own files (added, changed, deleted).
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    pub app: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Make .capsa files open with Capsa on the desktop (MIME type and desktop entry).
+#[derive(Debug, Args)]
+pub struct IntegrateArgs {
+    /// Undo the integration.
+    #[arg(long)]
+    pub remove: bool,
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {

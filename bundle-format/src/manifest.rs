@@ -112,6 +112,30 @@ pub struct Desktop {
     pub mime_types: Vec<String>,
     #[serde(default)]
     pub terminal: bool,
+    /// MIME types the app defines (new types only; see `SPEC.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mime_definitions: Vec<MimeDefinition>,
+}
+
+/// A MIME type an app defines: its name, a comment, and `*.ext` globs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MimeDefinition {
+    #[serde(rename = "type")]
+    pub mime_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub globs: Vec<String>,
+}
+
+/// A glob a MIME definition may use: `*.` and 1 to 32 of `[A-Za-z0-9._+-]`.
+pub fn valid_glob(g: &str) -> bool {
+    g.strip_prefix("*.").is_some_and(|ext| {
+        (1..=32).contains(&ext.len())
+            && ext
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+    })
 }
 
 /// What the bundle needs from the host.
@@ -353,6 +377,30 @@ fn validate_desktop(d: &Desktop) -> Result<(), ManifestError> {
                 "desktop.mime_types",
                 format!("invalid MIME type {m:?}"),
             ));
+        }
+    }
+    if d.mime_types.len() > 64 || d.mime_definitions.len() > 16 || d.categories.len() > 16 {
+        return Err(invalid(
+            "desktop",
+            "too many MIME types, definitions or categories",
+        ));
+    }
+    for def in &d.mime_definitions {
+        if !valid_mime_type(&def.mime_type)
+            || def.globs.is_empty()
+            || def.globs.len() > 16
+            || !def.globs.iter().all(|g| valid_glob(g))
+        {
+            return Err(invalid(
+                "desktop.mime_definitions",
+                format!(
+                    "invalid definition of {:?} (globs are *.ext)",
+                    def.mime_type
+                ),
+            ));
+        }
+        if let Some(c) = &def.comment {
+            text("desktop.mime_definitions.comment", c, true)?;
         }
     }
     Ok(())

@@ -65,6 +65,22 @@ impl LayerCache {
         &self.dir
     }
 
+    /// The tree of an installed layer, after checking it is intact (there is no bundle to
+    /// repair it from: a damaged installed layer is an error).
+    pub fn check(&self, layer: &Layer, toc: &Toc) -> Result<PathBuf, LaunchError> {
+        let entry = self.dir.join(layer.digest.hex());
+        if !self.is_intact(&entry, layer, toc) {
+            return Err(LaunchError::Prepare {
+                path: entry,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "installed layer is missing or was modified: reinstall the app",
+                ),
+            });
+        }
+        Ok(entry.join("tree"))
+    }
+
     /// The unpacked tree of `layer`, unpacking or repairing it first when needed.
     pub fn ensure(
         &self,
@@ -234,7 +250,7 @@ impl LayerCache {
 }
 
 /// Gives the owner write access to every directory below `p`, so it can be deleted.
-fn make_writable(p: &Path) {
+pub fn make_writable(p: &Path) {
     if let Ok(m) = fs::symlink_metadata(p) {
         if m.is_dir() {
             let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o755));

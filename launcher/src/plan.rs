@@ -276,6 +276,9 @@ pub fn plan(spec: &SandboxSpec, host: &Host, dirs: &Dirs, exists: &dyn Fn(&Path)
         }
     }
 
+    for f in &spec.open_files {
+        steps.push(bind(f, f, false));
+    }
     for g in &spec.grants {
         let Permission::Socket(s) = g else { continue };
         socket(
@@ -528,6 +531,7 @@ mod tests {
             env: vec![("A".into(), "1".into())],
             workdir: None,
             ephemeral: false,
+            open_files: vec![],
         }
     }
 

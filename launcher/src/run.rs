@@ -49,10 +49,21 @@ impl ExitStatus {
     }
 }
 
+/// What to run: a bundle file, or an installed app (checked when it was installed).
+#[derive(Debug, Clone)]
+pub enum Source {
+    Bundle(PathBuf),
+    Installed {
+        manifest: Box<bundle_format::Manifest>,
+        tocs: Vec<bundle_format::Toc>,
+        layers: PathBuf,
+    },
+}
+
 /// A sandboxed app to start.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Command {
-    bundle: PathBuf,
+    source: Source,
     overrides: Overrides,
     report: bool,
     trusted: Option<PublicKey>,
@@ -73,11 +84,18 @@ fn sys_err(call: &'static str) -> impl FnOnce(nix::Error) -> LaunchError {
 
 impl Command {
     pub fn new(bundle: impl Into<PathBuf>) -> Self {
+        Self::from_source(Source::Bundle(bundle.into()))
+    }
+
+    pub fn from_source(source: Source) -> Self {
         Self {
-            bundle: bundle.into(),
-            ..Default::default()
+            source,
+            overrides: Overrides::default(),
+            report: false,
+            trusted: None,
         }
     }
+
     pub fn overrides(&mut self, o: Overrides) -> &mut Self {
         self.overrides = o;
         self
@@ -97,43 +115,39 @@ impl Command {
     /// the app execs. Where overlayfs cannot be mounted (or `CAPSA_OVERLAY=off`), the root is
     /// the layers merged read-only, without a writable layer, and the report says so.
     pub fn spawn(&self, on_report: &mut dyn FnMut(&Report)) -> Result<Child, LaunchError> {
-        let bundle_err = |source| LaunchError::Bundle {
-            path: self.bundle.clone(),
-            source,
+        let cache_root = state::cache_dir();
+        let scratch = cache_root.join("mnt");
+        state::private_dir(&scratch)?;
+        let (manifest, tocs, trees, mut note) = match &self.source {
+            Source::Bundle(path) => self.open_bundle(path, &cache_root)?,
+            Source::Installed {
+                manifest,
+                tocs,
+                layers,
+            } => {
+                let store = LayerCache::new(layers.clone())?;
+                state::check_overlay_path(store.dir())?;
+                let trees = manifest
+                    .layers
+                    .iter()
+                    .zip(tocs)
+                    .map(|(l, t)| store.check(l, t))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (
+                    (**manifest).clone(),
+                    tocs.clone(),
+                    trees,
+                    "installed".to_owned(),
+                )
+            }
         };
-        let bundle = Bundle::open(&self.bundle).map_err(bundle_err)?;
-        let m = bundle.manifest();
-        if m.arch != std::env::consts::ARCH {
+        if manifest.arch != std::env::consts::ARCH {
             return Err(LaunchError::Arch {
-                bundle: m.arch.clone(),
+                bundle: manifest.arch.clone(),
                 host: std::env::consts::ARCH.into(),
             });
         }
-        bundle
-            .check_signatures(self.trusted.as_ref())
-            .map_err(bundle_err)?;
-        let spec = SandboxSpec::new(m, &self.overrides)?;
-
-        let cache_root = state::cache_dir();
-        let cache = LayerCache::new(cache_root.join("layers"))?;
-        state::check_overlay_path(cache.dir())?;
-        let scratch = cache_root.join("mnt");
-        state::private_dir(&scratch)?;
-        let tocs = bundle.tocs().map_err(bundle_err)?;
-        let mut trees = Vec::new();
-        let mut outcomes = Vec::new();
-        for (layer, toc) in m.layers.iter().zip(&tocs) {
-            let (tree, outcome) = cache.ensure(&bundle, layer, toc)?;
-            trees.push(tree);
-            outcomes.push(outcome);
-        }
-        let mut note = match outcomes.iter().filter(|o| **o != CacheOutcome::Hit).count() {
-            0 => "cached".to_owned(),
-            n => format!("{n} unpacked now"),
-        };
-        if outcomes.contains(&CacheOutcome::Repaired) {
-            note.push_str(", a damaged cache entry was replaced");
-        }
+        let spec = SandboxSpec::new(&manifest, &self.overrides)?;
         let host = Host::current();
         let seccomp = SeccompPolicy::compile()?;
         let state = if spec.ephemeral {
@@ -183,19 +197,25 @@ impl Command {
         } else {
             note.push_str("; overlayfs disabled by CAPSA_OVERLAY=off, so no writable layer");
         }
-        let probe = plan(
-            &spec,
-            &host,
-            &Dirs {
-                root: Root {
-                    lowers: vec![],
-                    upper: Upper::Tmpfs,
-                },
-                private_home: private_home.clone(),
+        let probe_dirs = Dirs {
+            root: Root {
+                lowers: vec![],
+                upper: Upper::Tmpfs,
             },
-            &|p| p.exists(),
+            private_home: private_home.clone(),
+        };
+        let probe = plan(&spec, &host, &probe_dirs, &|p| p.exists());
+        let digest = bundle_format::Digest::of(
+            &manifest
+                .to_bytes()
+                .map_err(|e| LaunchError::Usage(e.to_string()))?,
         );
-        let tree = cache.merged(&bundle.manifest_digest(), &trees, &tocs, &probe.steps)?;
+        let tree = LayerCache::new(cache_root.join("layers"))?.merged(
+            &digest,
+            &trees,
+            &tocs,
+            &probe.steps,
+        )?;
         let dirs = Dirs {
             root: Root {
                 lowers: vec![],
@@ -204,6 +224,56 @@ impl Command {
             private_home,
         };
         self.launch(&spec, &host, &dirs, &seccomp, &scratch, &note, on_report)
+    }
+
+    /// Opens and checks a bundle file; unpacks (or repairs) its layers in the user's cache.
+    #[allow(clippy::type_complexity)]
+    fn open_bundle(
+        &self,
+        path: &std::path::Path,
+        cache_root: &std::path::Path,
+    ) -> Result<
+        (
+            bundle_format::Manifest,
+            Vec<bundle_format::Toc>,
+            Vec<PathBuf>,
+            String,
+        ),
+        LaunchError,
+    > {
+        let bundle_err = |source| LaunchError::Bundle {
+            path: path.to_path_buf(),
+            source,
+        };
+        let bundle = Bundle::open(path).map_err(bundle_err)?;
+        let m = bundle.manifest();
+        if m.arch != std::env::consts::ARCH {
+            return Err(LaunchError::Arch {
+                bundle: m.arch.clone(),
+                host: std::env::consts::ARCH.into(),
+            });
+        }
+        bundle
+            .check_signatures(self.trusted.as_ref())
+            .map_err(bundle_err)?;
+        let cache = LayerCache::new(cache_root.join("layers"))?;
+        state::check_overlay_path(cache.dir())?;
+        let tocs = bundle.tocs().map_err(bundle_err)?;
+        let mut trees = Vec::new();
+        let mut outcomes = Vec::new();
+        for (layer, toc) in m.layers.iter().zip(&tocs) {
+            let (tree, outcome) = cache.ensure(&bundle, layer, toc)?;
+            trees.push(tree);
+            outcomes.push(outcome);
+        }
+        let mut note = match outcomes.iter().filter(|o| **o != CacheOutcome::Hit).count() {
+            0 => "cached".to_owned(),
+            n => format!("{n} unpacked now"),
+        };
+        if outcomes.contains(&CacheOutcome::Repaired) {
+            note.push_str(", a damaged cache entry was replaced");
+        }
+        Ok((m.clone(), tocs, trees, note))
     }
 
     /// Plans the sandbox for `dirs`, clones it, and relays its messages until the app execs.
@@ -219,6 +289,9 @@ impl Command {
         on_report: &mut dyn FnMut(&Report),
     ) -> Result<Child, LaunchError> {
         let plan = plan(spec, host, dirs, &|p| p.exists());
+        if let Upper::Persistent { upper, .. } = &dirs.root.upper {
+            state::record_mountpoints(upper, &plan.steps)?;
+        }
         let mut report = Report::new(&spec.app_id, &plan, seccomp, host.uid, host.gid, note);
         let mut signals = SigSet::empty();
         signals.add(Signal::SIGCHLD);

@@ -26,6 +26,35 @@ pub struct Overrides {
     pub ephemeral: bool,
     /// Require Landlock whatever the manifest says.
     pub require_landlock: bool,
+    /// Expose each file named in `args` (a path or a `file://` URL), that file alone and
+    /// read-write, at its own path; the argument becomes its absolute path.
+    pub open_files: bool,
+}
+
+/// `file:///a%20b` → `/a b`; other text unchanged.
+fn file_url_to_path(arg: &str) -> String {
+    let Some(rest) = arg.strip_prefix("file://") else {
+        return arg.to_owned();
+    };
+    let path = rest.strip_prefix("localhost").unwrap_or(rest);
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(v) = u8::from_str_radix(
+                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                16,
+            ) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The validated sandbox description.
@@ -39,6 +68,8 @@ pub struct SandboxSpec {
     pub env: Vec<(String, String)>,
     pub workdir: Option<String>,
     pub ephemeral: bool,
+    /// Host files opened with `--open-files`, each exposed alone.
+    pub open_files: Vec<std::path::PathBuf>,
 }
 
 /// The identity of a grant for `--deny` matching: kind and target, without access or ports.
@@ -130,7 +161,20 @@ impl SandboxSpec {
             }
             argv = vec![c.clone()];
         }
-        argv.extend(o.args.iter().cloned());
+        let mut open_files = Vec::new();
+        for arg in &o.args {
+            if o.open_files {
+                let candidate = std::path::PathBuf::from(file_url_to_path(arg));
+                if let Ok(real) = std::fs::canonicalize(&candidate) {
+                    if real.is_file() {
+                        argv.push(real.display().to_string());
+                        open_files.push(real);
+                        continue;
+                    }
+                }
+            }
+            argv.push(arg.clone());
+        }
         let mut env: Vec<(String, String)> = manifest
             .env
             .iter()
@@ -157,6 +201,7 @@ impl SandboxSpec {
             env,
             workdir: manifest.workdir.clone(),
             ephemeral: o.ephemeral,
+            open_files,
         })
     }
 
@@ -251,6 +296,33 @@ mod tests {
                 "{allow:?} {deny:?}"
             );
         }
+    }
+
+    #[test]
+    fn open_files_become_absolute_paths_and_grants() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a b.txt");
+        std::fs::write(&f, "x").unwrap();
+        let real = std::fs::canonicalize(&f).unwrap();
+        let url = format!("file://{}", real.display().to_string().replace(' ', "%20"));
+        let mut ov = o(&[], &[]);
+        ov.open_files = true;
+        ov.args = vec![url, "--flag".into(), "/nonexistent/file".into()];
+        let s = SandboxSpec::new(&manifest(&[]), &ov).unwrap();
+        assert_eq!(s.open_files, [real.clone()]);
+        assert_eq!(
+            s.argv[2..],
+            [
+                real.display().to_string(),
+                "--flag".into(),
+                "/nonexistent/file".into()
+            ]
+        );
+        ov.open_files = false;
+        assert!(SandboxSpec::new(&manifest(&[]), &ov)
+            .unwrap()
+            .open_files
+            .is_empty());
     }
 
     #[test]

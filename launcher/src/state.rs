@@ -100,3 +100,26 @@ impl AppState {
         })
     }
 }
+
+/// Records, beside `upper`, the mount points the launcher creates in the app's root (in
+/// `mountpoints.json`, which the sandbox cannot write), so `capsa diff` can tell them from the
+/// app's own changes.
+pub fn record_mountpoints(upper: &Path, steps: &[crate::plan::Step]) -> Result<(), LaunchError> {
+    let file = upper.with_file_name("mountpoints.json");
+    let mut all: std::collections::BTreeSet<String> = fs::read(&file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let before = all.len();
+    for s in steps {
+        let mut p = Some(s.dst());
+        while let Some(d) = p.filter(|d| *d != Path::new("/")) {
+            all.insert(d.display().to_string());
+            p = d.parent();
+        }
+    }
+    if all.len() != before || !file.exists() {
+        fs::write(&file, serde_json::to_vec(&all).expect("serializes")).map_err(prep(&file))?;
+    }
+    Ok(())
+}

@@ -314,6 +314,15 @@ pub fn pack(
             categories: d.categories.clone(),
             mime_types: d.mime_types.clone(),
             terminal: d.terminal,
+            mime_definitions: d
+                .mime_definitions
+                .iter()
+                .map(|m| bundle_format::manifest::MimeDefinition {
+                    mime_type: m.mime_type.clone(),
+                    comment: m.comment.clone(),
+                    globs: m.globs.clone(),
+                })
+                .collect(),
         }),
         requires: Requires {
             glibc: facts

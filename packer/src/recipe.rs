@@ -96,6 +96,19 @@ pub struct RecipeDesktop {
     pub mime_types: Vec<String>,
     #[serde(default)]
     pub terminal: bool,
+    /// New MIME types the app defines: `[[desktop.mime-definitions]]` with `type`,
+    /// `comment` and `globs = ["*.ext"]`.
+    #[serde(default)]
+    pub mime_definitions: Vec<RecipeMimeDefinition>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipeMimeDefinition {
+    #[serde(rename = "type")]
+    pub mime_type: String,
+    pub comment: Option<String>,
+    pub globs: Vec<String>,
 }
 
 impl Recipe {

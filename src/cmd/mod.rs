@@ -5,6 +5,7 @@ mod inspect;
 mod keygen;
 mod pack;
 mod run;
+mod store;
 mod verify;
 
 use std::process::ExitCode;
@@ -17,6 +18,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Pack(a) => pack::run(a),
         Command::Run(a) => Ok(run::run(a)),
+        Command::Install(a) => store::install(a),
+        Command::Uninstall(a) => store::uninstall(a),
+        Command::List(a) => store::list(a),
+        Command::Info(a) => store::info(a),
+        Command::Override(a) => store::override_(a),
+        Command::Reset(a) => store::reset(a),
+        Command::Diff(a) => store::diff(a),
+        Command::Integrate(a) => store::integrate(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Extract(a) => extract::run(a),

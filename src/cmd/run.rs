@@ -43,9 +43,35 @@ pub fn run(a: RunArgs) -> ExitCode {
         args: a.args,
         ephemeral: a.ephemeral,
         require_landlock: a.require_landlock,
+        open_files: a.open_files,
     };
-    let mut cmd = Command::new(&a.app);
-    cmd.overrides(overrides).report(a.report).trusted_key(key);
+    let is_file = a.app.exists() || a.app.to_string_lossy().contains('/');
+    let mut cmd = if is_file {
+        Command::new(&a.app)
+    } else {
+        let id = a.app.to_string_lossy().into_owned();
+        let layout = store::Layout::user();
+        let installed = store::Release::current(&layout, &id)
+            .and_then(|r| Ok((r.source(&layout), store::overrides::load(&layout, &id)?)));
+        match installed {
+            Ok((source, stored)) => {
+                let mut c = Command::from_source(source);
+                c.overrides(store::overrides::combine(&stored, &overrides));
+                c
+            }
+            Err(e) => {
+                eprintln!(
+                    "capsa: error: {}",
+                    crate::output::error_chain(&anyhow::Error::new(e))
+                );
+                return ExitCode::from(125);
+            }
+        }
+    };
+    if is_file {
+        cmd.overrides(overrides);
+    }
+    cmd.report(a.report).trusted_key(key);
     match cmd.status(&mut |r| eprint!("{}", r.render())) {
         Ok(status) => ExitCode::from(status.code().clamp(0, 255) as u8),
         Err(e) => fail(e),

@@ -1,0 +1,38 @@
+//! Store errors: one variant per failed operation, naming the app or file.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("cannot use {path}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot lock the store {path}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot install {path}")]
+    Bundle {
+        path: PathBuf,
+        source: bundle_format::Error,
+    },
+    #[error("installed app {app} is damaged ({problem}): install it again")]
+    Damaged { app: String, problem: String },
+    #[error("{0} is not installed")]
+    NotInstalled(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Launch(#[from] launcher::LaunchError),
+}
+
+pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

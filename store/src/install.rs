@@ -1,0 +1,176 @@
+//! `install` and `uninstall`, crash-safe and serialized by the store lock.
+//!
+//! Install order: verify every byte of the bundle; unpack its layers into `layers/` (each
+//! staged and renamed); write the release (staged, synced, renamed into
+//! `releases/<manifest-digest>`); switch `previous`, then `current` (rename of a symlink);
+//! export the desktop files; collect garbage. A kill at any point leaves the old state or the
+//! new one: `recover` (run first by every command) removes staging leftovers and unreferenced
+//! layers, drops apps that never got a `current`, and re-syncs exports.
+//!
+//! Uninstall order: remove the exports; rename the app directory into trash (the atomic
+//! step); delete the trash; collect garbage.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bundle_format::{Bundle, Manifest, PublicKey};
+use launcher::cache::LayerCache;
+
+use crate::error::{io, StoreError};
+use crate::export;
+use crate::layout::{switch_link, Layout};
+use crate::recover::{gc, recover};
+use crate::release::Release;
+
+/// Options for `install`.
+pub struct InstallOptions {
+    pub trusted: Option<PublicKey>,
+    /// Make the app the default handler of these MIME types (it must declare them).
+    pub default_for: Vec<String>,
+    /// The `capsa` executable written into desktop entries.
+    pub exe: PathBuf,
+}
+
+/// What an install did.
+#[derive(Debug)]
+pub struct Installed {
+    pub id: String,
+    pub version: String,
+    pub digest: String,
+    /// The version it replaced, if any.
+    pub replaced: Option<String>,
+    pub exports: Vec<PathBuf>,
+    pub warnings: Vec<String>,
+}
+
+/// Installs the bundle at `path`; `confirm` sees the manifest (to show its permissions) and
+/// may refuse.
+pub fn install(
+    layout: &Layout,
+    path: &Path,
+    opts: &InstallOptions,
+    confirm: &mut dyn FnMut(&Manifest) -> bool,
+) -> Result<Installed, StoreError> {
+    let bundle_err = |source| StoreError::Bundle {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bundle = Bundle::open(path).map_err(bundle_err)?;
+    bundle
+        .verify(opts.trusted.as_ref(), &mut |_| {})
+        .map_err(bundle_err)?;
+    let m = bundle.manifest().clone();
+    if m.arch != std::env::consts::ARCH {
+        return Err(StoreError::Invalid(format!(
+            "{} is for {}, this machine is {}",
+            path.display(),
+            m.arch,
+            std::env::consts::ARCH
+        )));
+    }
+    for t in &opts.default_for {
+        if !m.desktop.as_ref().is_some_and(|d| d.mime_types.contains(t)) {
+            return Err(StoreError::Invalid(format!(
+                "--default-for {t}: {} does not declare that it opens {t}",
+                m.id
+            )));
+        }
+    }
+    if !confirm(&m) {
+        return Err(StoreError::Invalid("installation cancelled".into()));
+    }
+    let _lock = layout.lock()?;
+    recover(layout, &opts.exe)?;
+
+    let cache = LayerCache::new(layout.layers())?;
+    let tocs = bundle.tocs().map_err(bundle_err)?;
+    for (layer, toc) in m.layers.iter().zip(&tocs) {
+        cache.ensure(&bundle, layer, toc)?;
+    }
+    let digest = bundle.manifest_digest();
+    let app = layout.app(&m.id);
+    let releases = app.join("releases");
+    fs::create_dir_all(&releases).map_err(io(&releases))?;
+    let release = releases.join(digest.hex());
+    if !release.exists() {
+        let staging = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempdir_in(&releases)
+            .map_err(io(&releases))?;
+        let write = |name: &str, bytes: &[u8]| -> Result<(), StoreError> {
+            let p = staging.path().join(name);
+            fs::write(&p, bytes).map_err(io(&p))?;
+            fs::File::open(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&p))
+        };
+        write("manifest.json", bundle.manifest_bytes())?;
+        for (i, toc) in tocs.iter().enumerate() {
+            write(&format!("toc-{i}.json"), &toc.to_canonical())?;
+        }
+        write(
+            "signatures.json",
+            &serde_json::to_vec(bundle.signatures()).expect("serializes"),
+        )?;
+        fs::rename(staging.path(), &release).map_err(io(&release))?;
+        let _ = staging.keep();
+    }
+    let current = app.join("current");
+    let old = fs::read_link(&current).ok();
+    let replaced = match &old {
+        Some(o) => Release::read(&app.join(o), &m.id)
+            .ok()
+            .map(|r| r.manifest.version),
+        None => None,
+    };
+    let rel_target = Path::new("releases").join(digest.hex());
+    if old.as_deref() != Some(rel_target.as_path()) {
+        if let Some(o) = &old {
+            switch_link(&app.join("previous"), o)?;
+        }
+        switch_link(&current, &rel_target)?;
+    }
+    let rel = Release::current(layout, &m.id)?;
+    let (exports, warnings) = export::sync_app(layout, &rel, &opts.exe)?;
+    if !opts.default_for.is_empty() {
+        export::set_defaults(&m.id, &opts.default_for)?;
+    }
+    gc(layout)?;
+    export::refresh_databases();
+    Ok(Installed {
+        id: m.id.clone(),
+        version: m.version.clone(),
+        digest: digest.to_string(),
+        replaced,
+        exports,
+        warnings,
+    })
+}
+
+/// Removes an app and its exports; its state stays unless `delete_data`.
+pub fn uninstall(
+    layout: &Layout,
+    id: &str,
+    delete_data: bool,
+    exe: &Path,
+) -> Result<(), StoreError> {
+    let _lock = layout.lock()?;
+    recover(layout, exe)?;
+    let app = layout.app(id);
+    if !app.exists() {
+        return Err(StoreError::NotInstalled(id.into()));
+    }
+    export::remove_app(layout, id)?;
+    let trash = tempfile::Builder::new()
+        .prefix(".trash-")
+        .tempdir_in(layout.apps())
+        .map_err(io(&layout.apps()))?;
+    fs::rename(&app, trash.path().join(id)).map_err(io(&app))?;
+    drop(trash);
+    if delete_data {
+        crate::state::delete_data(layout, id)?;
+    }
+    gc(layout)?;
+    export::refresh_databases();
+    Ok(())
+}

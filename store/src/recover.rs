@@ -1,0 +1,104 @@
+//! Recovery and garbage collection, run under the store lock at the start of every command:
+//! whatever a killed command left behind is finished or undone here.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::Path;
+
+use crate::error::{io, StoreError};
+use crate::export;
+use crate::layout::Layout;
+use crate::release::Release;
+
+fn remove_tree(p: &Path) -> Result<(), StoreError> {
+    launcher::cache::make_writable(p);
+    match fs::remove_dir_all(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
+            path: p.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Removes `.`-prefixed staging and trash entries directly inside `dir`.
+fn remove_leftovers(dir: &Path) -> Result<(), StoreError> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        if e.file_name().to_string_lossy().starts_with('.') {
+            let p = e.path();
+            if p.is_dir() && !p.is_symlink() {
+                remove_tree(&p)?;
+            } else {
+                fs::remove_file(&p).map_err(io(&p))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Brings the store back to a consistent state.
+pub fn recover(layout: &Layout, exe: &Path) -> Result<(), StoreError> {
+    layout.create()?;
+    remove_leftovers(&layout.layers())?;
+    remove_leftovers(&layout.apps())?;
+    for e in fs::read_dir(layout.apps())
+        .map_err(io(&layout.apps()))?
+        .flatten()
+    {
+        let app = e.path();
+        remove_leftovers(&app.join("releases"))?;
+        let _ = fs::remove_file(app.join(".current.new"));
+        let _ = fs::remove_file(app.join(".previous.new"));
+        // An install killed before its first `current`: it never happened.
+        if app.join("current").symlink_metadata().is_err() {
+            remove_tree(&app)?;
+        }
+    }
+    let installed = layout.installed()?;
+    export::remove_stale(layout, &installed)?;
+    for id in &installed {
+        if let Ok(rel) = Release::current(layout, id) {
+            export::sync_app(layout, &rel, exe)?;
+        }
+    }
+    gc(layout)
+}
+
+/// Deletes releases other than `current` and `previous`, and layers no release references.
+pub fn gc(layout: &Layout) -> Result<(), StoreError> {
+    let mut used: HashSet<String> = HashSet::new();
+    for id in layout.installed()? {
+        let app = layout.app(&id);
+        let keep: Vec<_> = ["current", "previous"]
+            .iter()
+            .filter_map(|l| fs::read_link(app.join(l)).ok())
+            .map(|t| app.join(t))
+            .collect();
+        let releases = app.join("releases");
+        for e in fs::read_dir(&releases).map_err(io(&releases))?.flatten() {
+            let p = e.path();
+            if !keep.contains(&p) {
+                remove_tree(&p)?;
+                continue;
+            }
+            match Release::read(&p, &id) {
+                Ok(r) => used.extend(r.manifest.layers.iter().map(|l| l.digest.hex())),
+                // A damaged release keeps everything: never delete what might be needed.
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+    for e in fs::read_dir(layout.layers())
+        .map_err(io(&layout.layers()))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !used.contains(&name) {
+            remove_tree(&e.path())?;
+        }
+    }
+    Ok(())
+}
