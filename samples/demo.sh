@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end: build capsa, pack the python3 sample with its whole dependency
-# closure, inspect and verify the bundle, then run Python from the bundle's files alone — in a
-# new user and mount namespace whose root is the extracted bundle, so not one host library or
-# program is visible. (`capsa run` will do this with the full sandbox; until then the demo uses
-# `unshare -r -R`.)
+# closure, verify it, run it in the sandbox (it sees only its own files), install it into a
+# throw-away store and run it by its id.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -11,13 +9,18 @@ cargo build --release --locked --quiet
 capsa=$PWD/target/release/capsa
 out=$(mktemp -d /tmp/capsa-demo.XXXXXX)
 trap 'rm -rf "$out"' EXIT
+# A private store and cache for the demo, so it leaves nothing behind.
+export XDG_DATA_HOME=$out/data XDG_CACHE_HOME=$out/cache XDG_CONFIG_HOME=$out/config
 
 "$capsa" pack samples/python3/capsa.toml -o "$out/python3.capsa"
-"$capsa" inspect "$out/python3.capsa"
 "$capsa" verify "$out/python3.capsa"
-"$capsa" extract "$out/python3.capsa" "$out/root"
-echo "running python3 from the bundle alone:"
-unshare -r -R "$out/root" /usr/bin/python3 -c '
+echo "== running python3 in the sandbox:"
+"$capsa" run --report "$out/python3.capsa" -- -c '
 import os, ssl, sqlite3, ctypes
 print("python", os.sys.version.split()[0], "with", ssl.OPENSSL_VERSION, "and sqlite", sqlite3.sqlite_version)
-print("everything this process can see at /:", sorted(os.listdir("/")))'
+print("what it sees at /:", sorted(os.listdir("/")))
+print("processes it sees:", sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))'
+echo "== installing it and running it by id:"
+"$capsa" install --yes "$out/python3.capsa"
+"$capsa" info org.python.Python3
+"$capsa" run org.python.Python3 -- -c 'print("hello from the installed app")'
