@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// Variables passed from the host environment to every app (nothing that changes how the
 /// loader or libraries behave: no LD_*, no PATH from the host).
-const PASSED_ENV: &[&str] = &[
+pub const PASSED_ENV: &[&str] = &[
     "TERM",
     "COLORTERM",
     "LANG",

@@ -295,23 +295,7 @@ pub fn plan(spec: &SandboxSpec, host: &Host, dirs: &Dirs, exists: &dyn Fn(&Path)
         ("container".to_owned(), "capsa".to_owned()),
     ]);
     for (k, v) in &host.env {
-        if [
-            "TERM",
-            "COLORTERM",
-            "LANG",
-            "LANGUAGE",
-            "LC_ALL",
-            "LC_CTYPE",
-            "LC_MESSAGES",
-            "LC_NUMERIC",
-            "LC_TIME",
-            "LC_COLLATE",
-            "LC_MONETARY",
-            "TZ",
-            "NO_COLOR",
-        ]
-        .contains(&k.as_str())
-        {
+        if crate::host::PASSED_ENV.contains(&k.as_str()) {
             env.push((k.clone(), v.clone()));
         }
     }

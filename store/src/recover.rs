@@ -10,7 +10,8 @@ use crate::export;
 use crate::layout::Layout;
 use crate::release::Release;
 
-fn remove_tree(p: &Path) -> Result<(), StoreError> {
+/// Deletes a directory tree, even one with read-only directories in it.
+pub(crate) fn remove_tree(p: &Path) -> Result<(), StoreError> {
     launcher::cache::make_writable(p);
     match fs::remove_dir_all(p) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::error::{io, StoreError};
 use crate::layout::Layout;
+use crate::recover::remove_tree;
 use crate::release::Release;
 
 /// One change the app made to its root.
@@ -18,17 +19,6 @@ pub struct Change {
     /// `added`, `changed`, `deleted` or `replaced` (a directory made opaque).
     pub kind: &'static str,
     pub path: String,
-}
-
-fn remove_tree(p: &Path) -> Result<(), StoreError> {
-    launcher::cache::make_writable(p);
-    match fs::remove_dir_all(p) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
-            path: p.into(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
 }
 
 fn lock_state(layout: &Layout, id: &str) -> Result<Option<fs::File>, StoreError> {
