@@ -411,3 +411,63 @@ fn a_terminal_works_inside() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// threats.md SBX-15 (firejail #7154): an app granted the home directory must not reach
+/// capsa's own store, state and cache inside it, or it could rewrite its own permissions.
+#[test]
+fn sbx_15_capsa_directories_stay_hidden_under_a_home_grant() {
+    if !userns() {
+        return;
+    }
+    let env = Env::new();
+    let home = env.dir.path().join("home");
+    let data = home.join(".local/share");
+    let cache = home.join(".cache");
+    std::fs::create_dir_all(data.join("capsa/overrides")).unwrap();
+    std::fs::write(
+        data.join("capsa/overrides/org.python.Python3.json"),
+        r#"{"allow":[],"deny":[]}"#,
+    )
+    .unwrap();
+    let code = "import os\nd = os.path.expanduser('~/.local/share/capsa')\nprint(sorted(os.listdir(d)), sorted(os.listdir(os.path.expanduser('~/.cache/capsa'))))\ntry:\n    open(d + '/overrides/org.python.Python3.json', 'w').write('{\"allow\":[\"network\"],\"deny\":[]}')\nexcept OSError as e:\n    print('errno', e.errno)";
+    let o = capsa(&[
+        "run",
+        python_bundle().to_str().unwrap(),
+        "--allow",
+        "filesystem=home",
+        "--",
+        "-c",
+        code,
+    ])
+    .env("HOME", &home)
+    .env("XDG_DATA_HOME", &data)
+    .env("XDG_CACHE_HOME", &cache)
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert_eq!(stdout(&o), "[] []\nerrno 2", "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(data.join("capsa/overrides/org.python.Python3.json")).unwrap(),
+        r#"{"allow":[],"deny":[]}"#
+    );
+    // The app still has the rest of the home it was granted.
+    let o = capsa(&[
+        "run",
+        python_bundle().to_str().unwrap(),
+        "--allow",
+        "filesystem=home",
+        "--",
+        "-c",
+        "import os; open(os.path.expanduser('~/granted.txt'), 'w').write('ok')",
+    ])
+    .env("HOME", &home)
+    .env("XDG_DATA_HOME", &data)
+    .env("XDG_CACHE_HOME", &cache)
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(home.join("granted.txt")).unwrap(),
+        "ok"
+    );
+}

@@ -187,7 +187,7 @@ impl LayerCache {
                 Step::Bind { src, dst, .. } => (dst, src.is_dir()),
                 Step::Tmpfs { dst, .. } | Step::Proc { dst } | Step::Devpts { dst } => (dst, true),
                 Step::File { dst, .. } => (dst, false),
-                Step::Symlink { .. } => continue,
+                Step::Symlink { .. } | Step::Mask { .. } => continue,
             };
             crate::mounts::prepare_target(&tree, dst, dir, "prepare the read-only root")
                 .map_err(LaunchError::Child)?;

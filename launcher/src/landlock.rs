@@ -63,8 +63,13 @@ pub fn restrict(rules: &LandlockRules) -> Result<String, ChildError> {
         path: &std::path::Path,
         access: landlock::BitFlags<AccessFs>,
     ) -> Result<(), ChildError> {
+        // A mount point a later grant covered (e.g. `/etc/localtime` under `filesystem=/etc`)
+        // may not resolve any more: what covers it has its own rule.
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Ok(());
+        };
         // Directory-only rights on a file would be dropped, and mark the ruleset partial.
-        let access = if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        let access = if meta.is_dir() {
             access
         } else {
             access & AccessFs::from_file(ABI::V7)

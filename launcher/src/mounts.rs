@@ -248,6 +248,21 @@ pub fn build_root(plan: &Plan, scratch: &Path) -> R<PathBuf> {
                 let at = root.join(dst.strip_prefix("/").unwrap_or(dst));
                 std::os::unix::fs::symlink(target, &at).map_err(io(&step, "symlink", &at))?;
             }
+            Step::Mask { dst } => {
+                let target = prepare_target(&root, dst, true, &step)?;
+                let flags = MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC
+                    | MsFlags::MS_RDONLY;
+                mount(
+                    Some("tmpfs"),
+                    &target,
+                    Some("tmpfs"),
+                    flags,
+                    Some("mode=0500,size=0"),
+                )
+                .map_err(sys(&step, "mount(tmpfs, ro)", &target))?;
+            }
             Step::File { dst, contents } => {
                 let src = files.join(i.to_string());
                 fs::write(&src, contents).map_err(io(&step, "write", &src))?;

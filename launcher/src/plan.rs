@@ -47,6 +47,10 @@ pub enum Step {
         dst: PathBuf,
         contents: String,
     },
+    /// An empty read-only tmpfs over a host directory a grant would otherwise expose.
+    Mask {
+        dst: PathBuf,
+    },
 }
 
 impl Step {
@@ -57,7 +61,8 @@ impl Step {
             | Step::Proc { dst }
             | Step::Devpts { dst }
             | Step::Symlink { dst, .. }
-            | Step::File { dst, .. } => dst,
+            | Step::File { dst, .. }
+            | Step::Mask { dst } => dst,
         }
     }
 }
@@ -103,6 +108,9 @@ pub struct Dirs {
     /// The private home, shown at the real home path unless `filesystem=home` is granted;
     /// `None` for an ephemeral run (a tmpfs home).
     pub private_home: Option<PathBuf>,
+    /// Host directories no app may see even when a grant covers them: capsa's own store,
+    /// state and cache (else an app granted `filesystem=home` could rewrite its overrides).
+    pub hidden: Vec<PathBuf>,
 }
 
 /// The whole sandbox.
@@ -278,6 +286,13 @@ pub fn plan(spec: &SandboxSpec, host: &Host, dirs: &Dirs, exists: &dyn Fn(&Path)
 
     for f in &spec.open_files {
         steps.push(bind(f, f, false));
+    }
+    // Capsa's own directories stay hidden under any grant that would show them.
+    for h in &dirs.hidden {
+        let exposed = steps.iter().any(|s| matches!(s, Step::Bind { src, dst, dev: false, .. } if src == dst && h.starts_with(src)));
+        if exposed && exists(h) {
+            steps.push(Step::Mask { dst: h.clone() });
+        }
     }
     for g in &spec.grants {
         let Permission::Socket(s) = g else { continue };
@@ -457,7 +472,8 @@ fn landlock_rules(spec: &SandboxSpec, steps: &[Step]) -> LandlockRules {
             Step::Bind {
                 read_only: true, ..
             }
-            | Step::File { .. } => r.read_only.push(dst.clone()),
+            | Step::File { .. }
+            | Step::Mask { .. } => r.read_only.push(dst.clone()),
             Step::Bind { .. } | Step::Tmpfs { .. } | Step::Devpts { .. } => {
                 r.read_write.push(dst.clone())
             }
@@ -615,6 +631,45 @@ mod tests {
         assert_eq!(p.notes.len(), 2, "{:?}", p.notes);
         assert_eq!(p.landlock.tcp_connect, Some(vec![443]));
         assert!(!p.unshare_net);
+    }
+
+    #[test]
+    fn capsa_own_directories_stay_hidden_under_a_home_grant() {
+        let with_home = plan(&spec(&["filesystem=home"]), &host(), &dirs(), &yes);
+        let masks: Vec<&Path> = with_home
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Mask { dst } => Some(dst.as_path()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            masks,
+            [
+                Path::new("/home/u/.local/share/capsa"),
+                Path::new("/home/u/.cache/capsa")
+            ]
+        );
+        let home_at = with_home
+            .steps
+            .iter()
+            .position(|s| s.dst() == Path::new("/home/u"))
+            .unwrap();
+        let mask_at = with_home
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::Mask { .. }))
+            .unwrap();
+        assert!(
+            home_at < mask_at,
+            "the mask must come after the grant it corrects"
+        );
+        let private = plan(&spec(&["filesystem=/srv"]), &host(), &dirs(), &yes);
+        assert!(
+            !private.steps.iter().any(|s| matches!(s, Step::Mask { .. })),
+            "nothing to hide behind a private home"
+        );
     }
 
     #[test]

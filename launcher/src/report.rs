@@ -73,6 +73,7 @@ impl Report {
                     format!("{} -> {}", dst.display(), target.display())
                 }
                 Step::File { dst, .. } => format!("{} generated (ro)", dst.display()),
+                Step::Mask { dst } => format!("{} hidden (capsa's own data)", dst.display()),
             };
             row("mount", text);
         }

@@ -156,6 +156,16 @@ impl Command {
             Some(AppState::open(&spec.app_id)?)
         };
         let private_home = state.as_ref().map(|s| s.home.clone());
+        // Capsa's own directories are hidden from apps; when a grant would expose the data
+        // directory it must exist first, so that an app cannot plant one before capsa does.
+        let hidden = vec![state::data_dir(), cache_root.clone()];
+        if spec
+            .grants
+            .iter()
+            .any(|g| matches!(g, bundle_format::Permission::Filesystem { .. }))
+        {
+            state::private_dir(&hidden[0])?;
+        }
 
         let overlay_off = std::env::var("CAPSA_OVERLAY").is_ok_and(|v| v == "off");
         if !overlay_off {
@@ -180,6 +190,7 @@ impl Command {
             let dirs = Dirs {
                 root: Root { lowers, upper },
                 private_home: private_home.clone(),
+                hidden: hidden.clone(),
             };
             match self.launch(&spec, &host, &dirs, &seccomp, &scratch, &note, on_report) {
                 Err(LaunchError::Child(e)) if e.call == "mount(overlay)" => {
@@ -203,6 +214,7 @@ impl Command {
                 upper: Upper::Tmpfs,
             },
             private_home: private_home.clone(),
+            hidden: hidden.clone(),
         };
         let probe = plan(&spec, &host, &probe_dirs, &|p| p.exists());
         let digest = bundle_format::Digest::of(
@@ -222,6 +234,7 @@ impl Command {
                 upper: Upper::Disabled { tree },
             },
             private_home,
+            hidden: hidden.clone(),
         };
         self.launch(&spec, &host, &dirs, &seccomp, &scratch, &note, on_report)
     }
