@@ -133,3 +133,36 @@ fn usage_errors_exit_2_and_completions_work() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["ok"], true);
 }
+
+#[test]
+fn app_ids_from_the_command_line_never_become_paths() {
+    let root = shared_tmp().join("ids");
+    let data = root.join("data");
+    std::fs::create_dir_all(data.join("victim")).unwrap();
+    std::fs::write(data.join("victim/keep"), "x").unwrap();
+    for args in [
+        vec!["uninstall", "../../victim"],
+        vec!["info", "../victim"],
+        vec!["reset", "../../victim"],
+        vec!["diff", "a/b"],
+        vec!["override", "../x", "--reset"],
+    ] {
+        let o = capsa(&args)
+            .env("XDG_DATA_HOME", &data)
+            .env("XDG_CACHE_HOME", root.join("cache"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("not an app id"), "{args:?}: {}", text(&o));
+    }
+    assert_eq!(
+        std::fs::read_to_string(data.join("victim/keep")).unwrap(),
+        "x"
+    );
+    let o = capsa(&["run", "../../victim"])
+        .env("XDG_DATA_HOME", &data)
+        .env("XDG_CACHE_HOME", root.join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
+}

@@ -124,6 +124,48 @@ impl CaptureSet {
         })
     }
 
+    /// The item `path` leads to inside the bundle, following captured symlinks the way the
+    /// kernel will inside the sandbox (absolute targets from the bundle root).
+    pub fn resolve(&self, path: &Path) -> Option<&Item> {
+        let mut parts: VecDeque<String> = path
+            .to_str()?
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(str::to_owned)
+            .collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(c) = parts.pop_front() {
+            if c == ".." {
+                done.pop();
+                continue;
+            }
+            done.push(c);
+            let key = BundlePath::new(&done.join("/")).ok()?;
+            let Some(item) = self.items.get(&key) else {
+                // Directories on the way are implicit; only the last component must exist.
+                if parts.is_empty() {
+                    return None;
+                }
+                continue;
+            };
+            if let ItemKind::Symlink { target } = &item.kind {
+                hops += 1;
+                if hops > MAX_LINK_HOPS {
+                    return None;
+                }
+                let resolved = key.resolve_link(target)?;
+                done.clear();
+                let mut restart: VecDeque<String> = resolved.into();
+                restart.extend(parts);
+                parts = restart;
+            } else if parts.is_empty() {
+                return Some(item);
+            }
+        }
+        None
+    }
+
     pub fn is_excluded(&self, p: &Path) -> bool {
         self.excludes.as_ref().is_some_and(|g| g.is_match(p))
     }
@@ -411,6 +453,26 @@ mod tests {
             .iter()
             .any(|(k, v)| *k == format!("{base}/usr/lib/libx.so.1.2")
                 && matches!(v, ItemKind::File { .. })));
+    }
+
+    #[test]
+    fn resolves_commands_through_captured_links() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        fs::create_dir_all(root.join("usr/bin")).unwrap();
+        fs::write(root.join("usr/bin/dash"), b"x").unwrap();
+        symlink("dash", root.join("usr/bin/sh")).unwrap();
+        symlink("usr/bin", root.join("bin")).unwrap();
+        let mut set = CaptureSet::new(&[]).unwrap();
+        set.add_path(&root.join("bin/sh"), LayerRole::App, "test")
+            .unwrap();
+        let r = root.display();
+        assert!(matches!(
+            set.resolve(Path::new(&format!("{r}/bin/sh")))
+                .map(|i| &i.kind),
+            Some(ItemKind::File { .. })
+        ));
+        assert!(set.resolve(Path::new(&format!("{r}/bin/bash"))).is_none());
     }
 
     #[test]

@@ -173,7 +173,10 @@ pub fn pack(
             .and_then(|k| set.items.get(&k))
     };
     let command = &recipe.app.command[0];
-    if !in_bundle(command).is_some_and(|i| !matches!(i.kind, ItemKind::Dir)) {
+    if !set
+        .resolve(Path::new(command))
+        .is_some_and(|i| matches!(i.kind, ItemKind::File { .. }))
+    {
         return Err(PackError::CommandNotCaptured(command.clone()));
     }
     let icon = recipe.desktop.as_ref().and_then(|d| d.icon.clone());

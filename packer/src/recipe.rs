@@ -171,6 +171,13 @@ impl Recipe {
             if let Some(m) = d.mime_types.iter().find(|m| !valid_mime_type(m)) {
                 return Err(self.bad(format!("desktop.mime-types: {m:?} is not a MIME type")));
             }
+            if let Some(c) = d
+                .categories
+                .iter()
+                .find(|c| !bundle_format::manifest::registered_category(c))
+            {
+                return Err(self.bad(format!("desktop.categories: {c:?} is not a registered category (see the Desktop Menu Specification), nor X-prefixed")));
+            }
             if d.icon.as_ref().is_some_and(|i| !i.starts_with('/')) {
                 return Err(self.bad("desktop.icon: must be an absolute path inside the bundle"));
             }

@@ -154,6 +154,7 @@ pub fn uninstall(
     delete_data: bool,
     exe: &Path,
 ) -> Result<(), StoreError> {
+    crate::layout::check_id(id)?;
     let _lock = layout.lock()?;
     recover(layout, exe)?;
     let app = layout.app(id);

@@ -43,6 +43,7 @@ impl Layout {
     pub fn apps(&self) -> PathBuf {
         self.root.join("apps")
     }
+    /// `apps/<id>`; ids are validated by [`check_id`] before they reach a path.
     pub fn app(&self, id: &str) -> PathBuf {
         self.apps().join(id)
     }
@@ -127,4 +128,11 @@ pub fn switch_link(link: &Path, target: &Path) -> Result<(), StoreError> {
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(target, &tmp).map_err(io(&tmp))?;
     fs::rename(&tmp, link).map_err(io(link))
+}
+
+/// An app id from the command line must be a valid reverse-DNS id before it names a
+/// directory: `../x` must never reach a path.
+pub fn check_id(id: &str) -> Result<(), StoreError> {
+    bundle_format::manifest::validate_app_id(id)
+        .map_err(|e| StoreError::Invalid(format!("not an app id: {e}")))
 }

@@ -20,12 +20,14 @@ pub struct Stored {
     pub deny: Vec<String>,
 }
 
+/// The overrides file of `id` (validated by the callers through `Release::current`).
 pub fn path(layout: &Layout, id: &str) -> PathBuf {
     layout.root.join("overrides").join(format!("{id}.json"))
 }
 
 /// The stored overrides (none when absent).
 pub fn load(layout: &Layout, id: &str) -> Result<Stored, StoreError> {
+    crate::layout::check_id(id)?;
     let p = path(layout, id);
     match fs::read(&p) {
         Ok(b) if b.len() < 1 << 20 => serde_json::from_slice(&b)

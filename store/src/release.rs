@@ -59,6 +59,7 @@ impl Release {
 
     /// The current release of `app`.
     pub fn current(layout: &Layout, app: &str) -> Result<Self, StoreError> {
+        crate::layout::check_id(app)?;
         let link = layout.app(app).join("current");
         let target = fs::read_link(&link).map_err(|_| StoreError::NotInstalled(app.into()))?;
         Self::read(&layout.app(app).join(target), app)

@@ -36,6 +36,7 @@ fn lock_state(layout: &Layout, id: &str) -> Result<Option<fs::File>, StoreError>
 
 /// Drops the app's writable layer and private home: back to "freshly installed".
 pub fn reset(layout: &Layout, id: &str) -> Result<(), StoreError> {
+    crate::layout::check_id(id)?;
     let _held = lock_state(layout, id)?;
     for d in ["upper", "work", "home"] {
         remove_tree(&layout.state(id).join(d))?;
@@ -45,6 +46,7 @@ pub fn reset(layout: &Layout, id: &str) -> Result<(), StoreError> {
 
 /// Deletes all the app's state and its permission overrides.
 pub fn delete_data(layout: &Layout, id: &str) -> Result<(), StoreError> {
+    crate::layout::check_id(id)?;
     let held = lock_state(layout, id)?;
     drop(held);
     remove_tree(&layout.state(id))?;

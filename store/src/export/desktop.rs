@@ -72,8 +72,15 @@ pub fn entry(m: &Manifest, exe: &Path, has_icon: bool) -> String {
         out.push_str(&format!("Icon={}\n", m.id));
     }
     out.push_str(&format!("Terminal={}\n", d.terminal));
-    if !d.categories.is_empty() {
-        out.push_str(&format!("Categories={};\n", d.categories.join(";")));
+    // Unregistered categories would make the entry invalid: keep the registered ones only.
+    let categories: Vec<&str> = d
+        .categories
+        .iter()
+        .map(String::as_str)
+        .filter(|c| bundle_format::manifest::registered_category(c))
+        .collect();
+    if !categories.is_empty() {
+        out.push_str(&format!("Categories={};\n", categories.join(";")));
     }
     if takes_files {
         out.push_str(&format!("MimeType={};\n", d.mime_types.join(";")));
