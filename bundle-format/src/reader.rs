@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -35,6 +35,27 @@ pub struct Bundle {
     manifest_bytes: Vec<u8>,
     blobs: HashMap<Digest, BlobEntry>,
     signatures: SignatureBlock,
+}
+
+/// A positional reader over one blob of the bundle file.
+pub struct BlobReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for BlobReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let max = buf
+            .len()
+            .min((self.end - self.pos).min(usize::MAX as u64) as usize);
+        if max == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..max], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 /// What the signature check found.
@@ -205,13 +226,16 @@ impl Bundle {
         self.payload_start + self.header.blobs_offset().expect("checked") + e.offset
     }
 
-    /// A reader over a blob's raw bytes, not yet checked.
-    fn raw_blob(&self, d: &Digest) -> Result<impl Read> {
+    /// A reader over a blob's raw bytes, not yet checked. It reads with `pread`, so readers of
+    /// different blobs may be used from several threads at once.
+    fn raw_blob(&self, d: &Digest) -> Result<BlobReader<'_>> {
         let e = self.entry(d)?;
-        let mut f = self.file.try_clone().map_err(read_err("bundle"))?;
-        f.seek(SeekFrom::Start(self.blob_offset(&e)))
-            .map_err(read_err("bundle"))?;
-        Ok(f.take(e.len))
+        let pos = self.blob_offset(&e);
+        Ok(BlobReader {
+            file: &self.file,
+            pos,
+            end: pos + e.len,
+        })
     }
 
     /// Hashes a whole blob and compares it with its digest.
@@ -231,7 +255,7 @@ impl Bundle {
 
     /// A blob's bytes after its digest was checked (the blob is read twice; both reads are
     /// sequential and the second is served from the page cache).
-    pub fn checked_blob(&self, r: &BlobRef, what: &str) -> Result<impl Read> {
+    pub fn checked_blob(&self, r: &BlobRef, what: &str) -> Result<BlobReader<'_>> {
         self.check_blob(r, what)?;
         self.raw_blob(&r.digest)
     }

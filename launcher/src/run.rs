@@ -272,13 +272,20 @@ impl Command {
         let cache = LayerCache::new(cache_root.join("layers"))?;
         state::check_overlay_path(cache.dir())?;
         let tocs = bundle.tocs().map_err(bundle_err)?;
-        let mut trees = Vec::new();
-        let mut outcomes = Vec::new();
-        for (layer, toc) in m.layers.iter().zip(&tocs) {
-            let (tree, outcome) = cache.ensure(&bundle, layer, toc)?;
-            trees.push(tree);
-            outcomes.push(outcome);
-        }
+        // Unpack missing layers in parallel; the threads end here, before the sandbox is cloned.
+        let ensured = std::thread::scope(|scope| {
+            let handles: Vec<_> = m
+                .layers
+                .iter()
+                .zip(&tocs)
+                .map(|(layer, toc)| scope.spawn(|| cache.ensure(&bundle, layer, toc)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("layer unpacking panicked"))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let (trees, outcomes): (Vec<PathBuf>, Vec<CacheOutcome>) = ensured.into_iter().unzip();
         let mut note = match outcomes.iter().filter(|o| **o != CacheOutcome::Hit).count() {
             0 => "cached".to_owned(),
             n => format!("{n} unpacked now"),

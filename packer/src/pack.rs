@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bundle_format::layer::compress_meta;
 use bundle_format::manifest::{Desktop, LAYER_MEDIA_TYPE, SCHEMA};
@@ -17,7 +18,7 @@ use serde::Serialize;
 use crate::capture::{CaptureSet, ItemKind};
 use crate::closure::Closure;
 use crate::error::PackError;
-use crate::layers::{file_role, plan, Planned};
+use crate::layers::{file_role, plan, LayerPlan, Planned};
 use crate::ldcache::LdCache;
 use crate::recipe::Recipe;
 
@@ -205,64 +206,31 @@ pub fn pack(
     let plans = plan(&set.items)?;
     progress.start(plans.iter().map(|p| p.content_size()).sum());
 
+    // Layers are independent: write them at once (zstd runs one job per layer with a 128 MiB
+    // window, so this is what keeps every core busy). The output does not depend on it.
+    let done = AtomicU64::new(0);
+    let results: Vec<Result<(Layer, Vec<(Digest, BlobData)>), PackError>> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = plans
+                .iter()
+                .map(|lp| scope.spawn(|| write_layer(lp, tmp.path(), opts, created, &done)))
+                .collect();
+            while !handles.iter().all(|h| h.is_finished()) {
+                progress.advance(done.swap(0, Ordering::Relaxed));
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("layer writer panicked"))
+                .collect()
+        });
+    progress.advance(done.swap(0, Ordering::Relaxed));
     let mut layers = Vec::new();
     let mut blobs: Vec<(Digest, BlobData)> = Vec::new();
-    for lp in &plans {
-        let name = lp.role.as_str();
-        let werr = |source| PackError::WriteLayer {
-            layer: name,
-            source,
-        };
-        let blob_path = tmp.path().join(format!("{name}.tar.zst"));
-        let file = File::create(&blob_path).map_err(werr)?;
-        let mut w = LayerWriter::new(file, opts.compression, created).map_err(werr)?;
-        for (path, entry) in &lp.entries {
-            match entry {
-                Planned::Dir => w.add_dir(path).map_err(werr)?,
-                Planned::Symlink { target } => w.add_symlink(path, target).map_err(werr)?,
-                Planned::Hardlink { target } => w.add_hardlink(path, target).map_err(werr)?,
-                Planned::File {
-                    source,
-                    executable,
-                    size,
-                    mtime,
-                } => {
-                    let f = File::open(source).map_err(|source_err| PackError::ReadSource {
-                        path: source.clone(),
-                        source: source_err,
-                    })?;
-                    let mtime = opts
-                        .source_date_epoch
-                        .map_or(*mtime, |sde| (*mtime).min(sde));
-                    w.add_file_at(path, *executable, mtime, *size, f)
-                        .map_err(|e| PackError::ReadSource {
-                            path: source.clone(),
-                            source: e,
-                        })?;
-                    progress.advance(*size);
-                }
-            }
-        }
-        let (file, stats, toc) = w.finish()?;
-        file.sync_all().map_err(werr)?;
-        let toc_bytes = compress_meta(&toc.to_canonical());
-        let toc_ref = BlobRef {
-            digest: Digest::of(&toc_bytes),
-            size: toc_bytes.len() as u64,
-        };
-        blobs.push((toc_ref.digest, BlobData::Bytes(toc_bytes)));
-        blobs.push((stats.digest, BlobData::File(blob_path)));
-        layers.push(Layer {
-            role: lp.role,
-            media_type: LAYER_MEDIA_TYPE.into(),
-            digest: stats.digest,
-            size: stats.size,
-            diff_id: stats.diff_id,
-            tar_size: stats.tar_size,
-            entries: toc.entries.len() as u64,
-            unpacked_size: toc.content_size(),
-            toc: toc_ref,
-        });
+    for r in results {
+        let (layer, layer_blobs) = r?;
+        layers.push(layer);
+        blobs.extend(layer_blobs);
     }
 
     let report = Report {
@@ -393,6 +361,75 @@ fn add_loader_cache(
         },
     );
     Ok(())
+}
+
+/// Writes one planned layer into `dir`; returns its manifest entry and its two blobs (TOC and
+/// layer). `done` counts content bytes written, for the progress bar.
+fn write_layer(
+    lp: &LayerPlan,
+    dir: &Path,
+    opts: &PackOptions,
+    created: u64,
+    done: &AtomicU64,
+) -> Result<(Layer, Vec<(Digest, BlobData)>), PackError> {
+    let name = lp.role.as_str();
+    let werr = |source| PackError::WriteLayer {
+        layer: name,
+        source,
+    };
+    let blob_path = dir.join(format!("{name}.tar.zst"));
+    let file = File::create(&blob_path).map_err(werr)?;
+    let mut w = LayerWriter::new(file, opts.compression, created).map_err(werr)?;
+    for (path, entry) in &lp.entries {
+        match entry {
+            Planned::Dir => w.add_dir(path).map_err(werr)?,
+            Planned::Symlink { target } => w.add_symlink(path, target).map_err(werr)?,
+            Planned::Hardlink { target } => w.add_hardlink(path, target).map_err(werr)?,
+            Planned::File {
+                source,
+                executable,
+                size,
+                mtime,
+            } => {
+                let read_err = |e| PackError::ReadSource {
+                    path: source.clone(),
+                    source: e,
+                };
+                let f = File::open(source).map_err(read_err)?;
+                let mtime = opts
+                    .source_date_epoch
+                    .map_or(*mtime, |sde| (*mtime).min(sde));
+                w.add_file_at(path, *executable, mtime, *size, f)
+                    .map_err(read_err)?;
+                done.fetch_add(*size, Ordering::Relaxed);
+            }
+        }
+    }
+    let (file, stats, toc) = w.finish()?;
+    file.sync_all().map_err(werr)?;
+    let toc_bytes = compress_meta(&toc.to_canonical());
+    let toc_ref = BlobRef {
+        digest: Digest::of(&toc_bytes),
+        size: toc_bytes.len() as u64,
+    };
+    let layer = Layer {
+        role: lp.role,
+        media_type: LAYER_MEDIA_TYPE.into(),
+        digest: stats.digest,
+        size: stats.size,
+        diff_id: stats.diff_id,
+        tar_size: stats.tar_size,
+        entries: toc.entries.len() as u64,
+        unpacked_size: toc.content_size(),
+        toc: toc_ref,
+    };
+    Ok((
+        layer,
+        vec![
+            (toc_ref.digest, BlobData::Bytes(toc_bytes)),
+            (stats.digest, BlobData::File(blob_path)),
+        ],
+    ))
 }
 
 /// An icon must be a PNG or an SVG of at most 1 MiB (the desktop export copies it).

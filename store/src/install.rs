@@ -84,9 +84,18 @@ pub fn install(
 
     let cache = LayerCache::new(layout.layers())?;
     let tocs = bundle.tocs().map_err(bundle_err)?;
-    for (layer, toc) in m.layers.iter().zip(&tocs) {
-        cache.ensure(&bundle, layer, toc)?;
-    }
+    // Layers unpack in parallel; each is staged and renamed on its own.
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = m
+            .layers
+            .iter()
+            .zip(&tocs)
+            .map(|(layer, toc)| scope.spawn(|| cache.ensure(&bundle, layer, toc)))
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().expect("layer unpacking panicked").map(|_| ()))
+    })?;
     let digest = bundle.manifest_digest();
     let app = layout.app(&m.id);
     let releases = app.join("releases");
