@@ -471,3 +471,99 @@ fn sbx_15_capsa_directories_stay_hidden_under_a_home_grant() {
         "ok"
     );
 }
+
+#[test]
+fn a_bundle_for_another_architecture_is_refused_before_anything_starts() {
+    use bundle_format::{
+        layer, manifest, BlobData, BlobRef, BundlePath, Compression, Digest, LayerWriter,
+    };
+    let env = Env::new();
+    let dir = env.dir.path();
+    let blob = dir.join("layer.zst");
+    let mut w = LayerWriter::new(
+        std::fs::File::create(&blob).unwrap(),
+        Compression {
+            level: 3,
+            threads: 1,
+        },
+        0,
+    )
+    .unwrap();
+    w.add_dir(&BundlePath::new("usr").unwrap()).unwrap();
+    w.add_file(&BundlePath::new("usr/app").unwrap(), true, 2, &b"#!"[..])
+        .unwrap();
+    let (_, stats, toc) = w.finish().unwrap();
+    let toc_blob = layer::compress_meta(&toc.to_canonical());
+    let toc_ref = BlobRef {
+        digest: Digest::of(&toc_blob),
+        size: toc_blob.len() as u64,
+    };
+    let foreign = if std::env::consts::ARCH == "aarch64" {
+        "riscv64"
+    } else {
+        "aarch64"
+    };
+    let m = manifest::Manifest {
+        schema: manifest::SCHEMA,
+        id: "org.capsa.Foreign".into(),
+        name: "Foreign".into(),
+        version: "1".into(),
+        arch: foreign.into(),
+        created: 0,
+        command: vec!["/usr/app".into()],
+        env: Default::default(),
+        workdir: None,
+        permissions: Default::default(),
+        desktop: None,
+        requires: Default::default(),
+        layers: vec![manifest::Layer {
+            role: manifest::LayerRole::App,
+            media_type: manifest::LAYER_MEDIA_TYPE.into(),
+            digest: stats.digest,
+            size: stats.size,
+            diff_id: stats.diff_id,
+            tar_size: stats.tar_size,
+            entries: toc.entries.len() as u64,
+            unpacked_size: toc.content_size(),
+            toc: toc_ref,
+        }],
+        report: None,
+        generator: "test".into(),
+    };
+    let out = dir.join("foreign.capsa");
+    bundle_format::write_bundle(
+        &out,
+        &m,
+        &[
+            (toc_ref.digest, BlobData::Bytes(toc_blob)),
+            (stats.digest, BlobData::File(blob)),
+        ],
+        &[],
+    )
+    .unwrap();
+    let o = env.run(&["run", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "the bundle is for {foreign} and this machine is {}",
+            std::env::consts::ARCH
+        )),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !env.cache().join("capsa/layers").exists()
+            || std::fs::read_dir(env.cache().join("capsa/layers"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "layers unpacked for a foreign bundle"
+    );
+    assert!(!env.data().exists(), "state created for a foreign bundle");
+    let o = env
+        .cmd(&["install", "--yes", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains(foreign), "{}", text(&o));
+}
