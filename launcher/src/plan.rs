@@ -516,6 +516,10 @@ mod tests {
                 upper: Upper::Tmpfs,
             },
             private_home: Some("/s/home".into()),
+            hidden: vec![
+                "/home/u/.local/share/capsa".into(),
+                "/home/u/.cache/capsa".into(),
+            ],
         }
     }
 

@@ -96,6 +96,7 @@ pub fn install(a: InstallArgs) -> anyhow::Result<ExitCode> {
         eprintln!("capsa: warning: {w}");
     }
     match &done.replaced {
+        _ if done.unchanged => outln!("{} {} is already installed", done.id, safe(&done.version)),
         Some(v) => outln!(
             "updated {} from {} to {}",
             done.id,

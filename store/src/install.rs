@@ -18,7 +18,7 @@ use launcher::cache::LayerCache;
 
 use crate::error::{io, StoreError};
 use crate::export;
-use crate::layout::{switch_link, Layout};
+use crate::layout::{switch_link, write_atomic, Layout};
 use crate::recover::{gc, recover};
 use crate::release::Release;
 
@@ -39,6 +39,8 @@ pub struct Installed {
     pub digest: String,
     /// The version it replaced, if any.
     pub replaced: Option<String>,
+    /// The same release was installed already: nothing changed.
+    pub unchanged: bool,
     pub exports: Vec<PathBuf>,
     pub warnings: Vec<String>,
 }
@@ -133,11 +135,20 @@ pub fn install(
         None => None,
     };
     let rel_target = Path::new("releases").join(digest.hex());
-    if old.as_deref() != Some(rel_target.as_path()) {
-        if let Some(o) = &old {
-            switch_link(&app.join("previous"), o)?;
-        }
-        switch_link(&current, &rel_target)?;
+    let unchanged = old.as_deref() == Some(rel_target.as_path());
+    if !unchanged {
+        // The two links change together: the intent is written first (atomically), then
+        // applied; a killed switch is finished by `recover`.
+        let intent = Switch {
+            current: rel_target.clone(),
+            previous: old.clone(),
+        };
+        write_atomic(
+            &app.join(SWITCH),
+            &serde_json::to_vec(&intent).expect("serializes"),
+            0o600,
+        )?;
+        finish_switch(&app)?;
     }
     let rel = Release::current(layout, &m.id)?;
     let (exports, warnings) = export::sync_app(layout, &rel, &opts.exe)?;
@@ -147,6 +158,7 @@ pub fn install(
     gc(layout)?;
     export::refresh_databases();
     Ok(Installed {
+        unchanged,
         id: m.id.clone(),
         version: m.version.clone(),
         digest: digest.to_string(),
@@ -154,6 +166,38 @@ pub fn install(
         exports,
         warnings,
     })
+}
+
+/// The file naming a release switch in progress, in the app's directory.
+pub(crate) const SWITCH: &str = "switch.json";
+
+/// A release switch: the new `current`, and the `previous` it keeps (relative link targets).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Switch {
+    current: PathBuf,
+    previous: Option<PathBuf>,
+}
+
+/// Applies a pending switch of `app` (idempotent), then drops its intent file. Returns
+/// whether there was one.
+pub(crate) fn finish_switch(app: &Path) -> Result<bool, StoreError> {
+    let file = app.join(SWITCH);
+    let Ok(bytes) = fs::read(&file) else {
+        return Ok(false);
+    };
+    let Ok(s) = serde_json::from_slice::<Switch>(&bytes) else {
+        // A torn intent cannot happen (it is renamed into place); refuse to guess.
+        return Err(StoreError::Damaged {
+            app: app.display().to_string(),
+            problem: format!("{} is unreadable", file.display()),
+        });
+    };
+    if let Some(p) = &s.previous {
+        switch_link(&app.join("previous"), p)?;
+    }
+    switch_link(&app.join("current"), &s.current)?;
+    fs::remove_file(&file).map_err(io(&file))?;
+    Ok(true)
 }
 
 /// Removes an app and its exports; its state stays unless `delete_data`.

@@ -40,6 +40,22 @@ fn remove_leftovers(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Removes capsa's own temporary files (`.capsa-*`) in a directory other programs share.
+fn remove_temp_files(dir: &Path) -> Result<(), StoreError> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        if e.file_name().to_string_lossy().starts_with(".capsa-")
+            && e.file_type().is_ok_and(|t| t.is_file())
+        {
+            let p = e.path();
+            fs::remove_file(&p).map_err(io(&p))?;
+        }
+    }
+    Ok(())
+}
+
 /// Brings the store back to a consistent state.
 pub fn recover(layout: &Layout, exe: &Path) -> Result<(), StoreError> {
     layout.create()?;
@@ -53,10 +69,27 @@ pub fn recover(layout: &Layout, exe: &Path) -> Result<(), StoreError> {
         remove_leftovers(&app.join("releases"))?;
         let _ = fs::remove_file(app.join(".current.new"));
         let _ = fs::remove_file(app.join(".previous.new"));
+        remove_temp_files(&app)?;
+        // A switch killed half-way is rolled forward: its intent names both links.
+        crate::install::finish_switch(&app)?;
         // An install killed before its first `current`: it never happened.
         if app.join("current").symlink_metadata().is_err() {
             remove_tree(&app)?;
         }
+    }
+    // Temporary files of atomic writes killed before their rename.
+    let data = export::data_home(layout);
+    let mut dirs = vec![
+        data.join("applications"),
+        data.join("mime/packages"),
+        export::config_home(),
+        layout.root.join("overrides"),
+    ];
+    if let Ok(sizes) = fs::read_dir(data.join("icons/hicolor")) {
+        dirs.extend(sizes.flatten().map(|s| s.path().join("apps")));
+    }
+    for d in dirs {
+        remove_temp_files(&d)?;
     }
     let installed = layout.installed()?;
     export::remove_stale(layout, &installed)?;

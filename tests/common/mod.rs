@@ -582,26 +582,27 @@ impl StoreEnv {
         }
         used
     }
-    /// Staging, trash and temporary files (names starting with `.`) left in the store's own
-    /// directories and in the export directories.
+    /// Staging, trash and temporary files left behind: names starting with `.` in the store's
+    /// own directories, and capsa's temporary files (`.capsa-*`, see `write_atomic`) in the
+    /// export directories (other programs, e.g. update-desktop-database, have their own there).
     pub fn leftovers(&self) -> Vec<PathBuf> {
         let mut dirs = vec![
-            self.store(),
-            self.store().join("layers"),
-            self.store().join("apps"),
-            self.store().join("overrides"),
-            self.data().join("applications"),
-            self.data().join("mime/packages"),
-            self.config(),
+            (self.store(), "."),
+            (self.store().join("layers"), "."),
+            (self.store().join("apps"), "."),
+            (self.store().join("overrides"), "."),
+            (self.data().join("applications"), ".capsa-"),
+            (self.data().join("mime/packages"), ".capsa-"),
+            (self.config(), ".capsa-"),
         ];
         for id in self.names("apps") {
-            dirs.push(self.app_dir(&id));
-            dirs.push(self.app_dir(&id).join("releases"));
+            dirs.push((self.app_dir(&id), "."));
+            dirs.push((self.app_dir(&id).join("releases"), "."));
         }
         let mut out = Vec::new();
-        for d in dirs {
+        for (d, prefix) in dirs {
             for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                if e.file_name().to_string_lossy().starts_with('.') {
+                if e.file_name().to_string_lossy().starts_with(prefix) {
                     out.push(e.path());
                 }
             }
@@ -815,4 +816,134 @@ pub fn assert_valid_desktop_entry(entry: &Path) {
         entry.display(),
         std::fs::read_to_string(entry).unwrap_or_default()
     );
+}
+
+/// What [`StoreEnv::recover_and_check`] found for an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppState {
+    Absent,
+    Installed {
+        version: String,
+        previous: Option<String>,
+    },
+}
+
+/// The version in a release directory's manifest.
+pub fn release_version(release: &Path) -> String {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(release.join("manifest.json")).unwrap()).unwrap();
+    m["version"].as_str().unwrap().to_owned()
+}
+
+impl StoreEnv {
+    /// The store's structure for an assertion message (not the layers' trees or the apps' state).
+    pub fn dump(&self) -> String {
+        let mut out = Vec::new();
+        let mut stack = vec![self.data(), self.config()];
+        while let Some(p) = stack.pop() {
+            let target = std::fs::read_link(&p).map(|t| format!(" -> {}", t.display()));
+            out.push(format!("{}{}", p.display(), target.unwrap_or_default()));
+            let name = p.file_name().unwrap().to_string_lossy();
+            if p.is_dir() && !p.is_symlink() && name != "tree" && name != "state" {
+                stack.extend(std::fs::read_dir(&p).unwrap().flatten().map(|e| e.path()));
+            }
+        }
+        out.sort();
+        out.join("\n")
+    }
+
+    /// Recovers (`capsa list --json`) and checks the store's invariant: no leftovers, exactly
+    /// the layers some release uses (each complete), only installed apps; `id` either absent
+    /// (no app directory, no desktop entry) or installed (only its current and previous
+    /// releases, its exports recorded, its desktop entry exported when its manifest has one).
+    /// Panics with `ctx` and a listing of the store otherwise.
+    pub fn recover_and_check(&self, id: &str, ctx: &str) -> AppState {
+        let listed = self.list();
+        let left = self.leftovers();
+        assert!(
+            left.is_empty(),
+            "{ctx}: left over: {left:?}\n{}",
+            self.dump()
+        );
+        let (dirs, used) = (self.layer_dirs(), self.referenced_layers());
+        assert_eq!(
+            dirs,
+            used,
+            "{ctx}: layer dirs vs layers in use\n{}",
+            self.dump()
+        );
+        for d in &dirs {
+            let l = self.store().join("layers").join(d);
+            assert!(
+                l.join("complete.json").is_file() && l.join("tree").is_dir(),
+                "{ctx}: {d}"
+            );
+        }
+        for other in self.names("apps") {
+            assert!(
+                listed.contains_key(&other),
+                "{ctx}: apps/{other} is not installed\n{}",
+                self.dump()
+            );
+        }
+        let app = self.app_dir(id);
+        let Some(version) = listed.get(id) else {
+            assert!(
+                !app.exists(),
+                "{ctx}: {} is left\n{}",
+                app.display(),
+                self.dump()
+            );
+            let desktop = self.desktop(id);
+            assert!(
+                !desktop.exists(),
+                "{ctx}: dangling {}\n{}",
+                desktop.display(),
+                self.dump()
+            );
+            return AppState::Absent;
+        };
+        let current = std::fs::read_link(app.join("current")).unwrap();
+        let previous = std::fs::read_link(app.join("previous")).ok();
+        let mut kept: Vec<String> = [Some(&current), previous.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|t| t.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        kept.sort();
+        kept.dedup();
+        let releases: Vec<String> = self
+            .names(&format!("apps/{id}/releases"))
+            .into_iter()
+            .collect();
+        assert_eq!(releases, kept, "{ctx}: releases\n{}", self.dump());
+        assert_eq!(&release_version(&app.join(&current)), version, "{ctx}");
+        let m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(app.join(&current).join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        let exports = std::fs::read_to_string(app.join("exports.json"))
+            .unwrap_or_else(|e| panic!("{ctx}: no exports.json ({e})\n{}", self.dump()));
+        if m["desktop"].is_null() {
+            assert!(
+                !self.desktop(id).exists(),
+                "{ctx}: a desktop entry without [desktop]"
+            );
+        } else {
+            let desktop = std::fs::read_to_string(self.desktop(id))
+                .unwrap_or_else(|e| panic!("{ctx}: no desktop entry ({e})\n{}", self.dump()));
+            assert!(
+                desktop.contains(&format!("X-Capsa-App={id}")),
+                "{ctx}: {desktop}"
+            );
+            assert!(
+                exports.contains(&format!("{id}.desktop")),
+                "{ctx}: {exports}"
+            );
+        }
+        AppState::Installed {
+            version: version.clone(),
+            previous: previous.map(|p| release_version(&app.join(p))),
+        }
+    }
 }
