@@ -64,14 +64,47 @@ pub fn fails(args: &[&str]) -> String {
 
 /// A temporary directory that lives for the whole test binary.
 pub fn shared_tmp() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    // A static is never dropped, so each test process names its directory after its pid and
+    // removes those of earlier test processes that have ended.
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("capsa-e2e-")
-            .tempdir()
-            .unwrap()
+        let tmp = std::env::temp_dir();
+        if let Ok(rd) = std::fs::read_dir(&tmp) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(pid) = name
+                    .strip_prefix("capsa-e2e-")
+                    .and_then(|p| p.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    remove_all(&e.path());
+                }
+            }
+        }
+        let dir = tmp.join(format!("capsa-e2e-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     })
-    .path()
+}
+
+/// Deletes a tree, first giving back write access to directories that lack it (overlayfs
+/// leaves a mode-000 `work/work`, unpacked layers have read-only directories).
+pub fn remove_all(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fn writable(p: &Path) {
+        if let Ok(m) = std::fs::symlink_metadata(p) {
+            if m.is_dir() {
+                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
+                for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                    writable(&e.path());
+                }
+            }
+        }
+    }
+    writable(p);
+    let _ = std::fs::remove_dir_all(p);
 }
 
 /// Copies the hello sample into `dir` and builds it there; returns the recipe path.
