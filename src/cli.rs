@@ -48,7 +48,7 @@ pub struct PackArgs {
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// zstd compression level (1-22).
-    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(i32).range(1..=22))]
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub level: i32,
     /// Compression threads [default: all cores]; the output does not depend on it.
     #[arg(long)]

@@ -397,19 +397,31 @@ impl Bundle {
         trusted: Option<&PublicKey>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<SignatureState> {
-        let state = self.check_signatures(trusted)?;
-        self.check_padding()?;
-        let tocs = self.tocs()?;
+        let (state, tocs) = self.verify_all_but_layers(trusted)?;
         let mut done = 0;
         for (layer, toc) in self.manifest.layers.iter().zip(&tocs) {
             self.read_layer(layer, toc, crate::layer::discard)?;
             done += layer.size;
             progress(done);
         }
+        Ok(state)
+    }
+
+    /// Everything [`Bundle::verify`] checks except the layers' contents: signatures, padding,
+    /// tables of contents (and the cross-layer rule) and the report. For callers that stream
+    /// every layer through [`Bundle::read_layer`] (or [`Bundle::check_blob`]) anyway, as
+    /// installing does, so no layer is decompressed twice.
+    pub fn verify_all_but_layers(
+        &self,
+        trusted: Option<&PublicKey>,
+    ) -> Result<(SignatureState, Vec<Toc>)> {
+        let state = self.check_signatures(trusted)?;
+        self.check_padding()?;
+        let tocs = self.tocs()?;
         if let Some(r) = &self.manifest.report {
             self.check_blob(r, "capture report")?;
         }
-        Ok(state)
+        Ok((state, tocs))
     }
 
     /// Every byte between the table and the blob region, and between blobs, must be zero.

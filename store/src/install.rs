@@ -58,9 +58,22 @@ pub fn install(
         source,
     };
     let bundle = Bundle::open(path).map_err(bundle_err)?;
-    bundle
-        .verify(opts.trusted.as_ref(), &mut |_| {})
+    // Every byte is checked: the fixed parts, TOCs and report here; each layer while it is
+    // unpacked below (or, when the store has it already, by its digest).
+    let (_, tocs) = bundle
+        .verify_all_but_layers(opts.trusted.as_ref())
         .map_err(bundle_err)?;
+    // Every layer blob matches its digest before the store is touched (hashing is cheap next
+    // to decompressing); its contents are checked while it is unpacked.
+    for l in &bundle.manifest().layers {
+        let blob = bundle_format::BlobRef {
+            digest: l.digest,
+            size: l.size,
+        };
+        bundle
+            .check_blob(&blob, &format!("layer {}", l.role.as_str()))
+            .map_err(bundle_err)?;
+    }
     let m = bundle.manifest().clone();
     if m.arch != std::env::consts::ARCH {
         return Err(StoreError::Invalid(format!(
@@ -85,9 +98,8 @@ pub fn install(
     recover(layout, &opts.exe)?;
 
     let cache = LayerCache::new(layout.layers())?;
-    let tocs = bundle.tocs().map_err(bundle_err)?;
     // Layers unpack in parallel; each is staged and renamed on its own.
-    std::thread::scope(|scope| {
+    let unpacked: Result<(), launcher::LaunchError> = std::thread::scope(|scope| {
         let handles: Vec<_> = m
             .layers
             .iter()
@@ -97,7 +109,12 @@ pub fn install(
         handles
             .into_iter()
             .try_for_each(|h| h.join().expect("layer unpacking panicked").map(|_| ()))
-    })?;
+    });
+    if let Err(e) = unpacked {
+        // Contents that do not match their table of contents: nothing of this bundle stays.
+        gc(layout)?;
+        return Err(e.into());
+    }
     let digest = bundle.manifest_digest();
     let app = layout.app(&m.id);
     let releases = app.join("releases");
