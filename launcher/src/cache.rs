@@ -65,6 +65,28 @@ impl LayerCache {
         &self.dir
     }
 
+    /// [`LayerCache::ensure`] for every layer of `bundle`, in parallel (the threads end before
+    /// this returns); trees and outcomes in manifest order.
+    pub fn ensure_all(
+        &self,
+        bundle: &Bundle,
+        tocs: &[Toc],
+    ) -> Result<Vec<(PathBuf, CacheOutcome)>, LaunchError> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = bundle
+                .manifest()
+                .layers
+                .iter()
+                .zip(tocs)
+                .map(|(layer, toc)| scope.spawn(|| self.ensure(bundle, layer, toc)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("layer unpacking panicked"))
+                .collect()
+        })
+    }
+
     /// The tree of an installed layer, after checking it is intact (there is no bundle to
     /// repair it from: a damaged installed layer is an error).
     pub fn check(&self, layer: &Layer, toc: &Toc) -> Result<PathBuf, LaunchError> {

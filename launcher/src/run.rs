@@ -272,19 +272,8 @@ impl Command {
         let cache = LayerCache::new(cache_root.join("layers"))?;
         state::check_overlay_path(cache.dir())?;
         let tocs = bundle.tocs().map_err(bundle_err)?;
-        // Unpack missing layers in parallel; the threads end here, before the sandbox is cloned.
-        let ensured = std::thread::scope(|scope| {
-            let handles: Vec<_> = m
-                .layers
-                .iter()
-                .zip(&tocs)
-                .map(|(layer, toc)| scope.spawn(|| cache.ensure(&bundle, layer, toc)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("layer unpacking panicked"))
-                .collect::<Result<Vec<_>, _>>()
-        })?;
+        // Unpack missing layers (in parallel; the threads end before the sandbox is cloned).
+        let ensured = cache.ensure_all(&bundle, &tocs)?;
         let (trees, outcomes): (Vec<PathBuf>, Vec<CacheOutcome>) = ensured.into_iter().unzip();
         let mut note = match outcomes.iter().filter(|o| **o != CacheOutcome::Hit).count() {
             0 => "cached".to_owned(),

@@ -99,17 +99,7 @@ pub fn install(
 
     let cache = LayerCache::new(layout.layers())?;
     // Layers unpack in parallel; each is staged and renamed on its own.
-    let unpacked: Result<(), launcher::LaunchError> = std::thread::scope(|scope| {
-        let handles: Vec<_> = m
-            .layers
-            .iter()
-            .zip(&tocs)
-            .map(|(layer, toc)| scope.spawn(|| cache.ensure(&bundle, layer, toc)))
-            .collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().expect("layer unpacking panicked").map(|_| ()))
-    });
+    let unpacked = cache.ensure_all(&bundle, &tocs);
     if let Err(e) = unpacked {
         // Contents that do not match their table of contents: nothing of this bundle stays.
         gc(layout)?;

@@ -92,19 +92,22 @@ pub fn shared_tmp() -> &'static Path {
 /// Deletes a tree, first giving back write access to directories that lack it (overlayfs
 /// leaves a mode-000 `work/work`, unpacked layers have read-only directories).
 pub fn remove_all(p: &Path) {
+    make_dirs_writable(p);
+    let _ = std::fs::remove_dir_all(p);
+}
+
+/// Gives the owner access to every directory below `p` (and `p`), so it can be deleted.
+pub fn make_dirs_writable(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    fn writable(p: &Path) {
-        if let Ok(m) = std::fs::symlink_metadata(p) {
-            if m.is_dir() {
-                let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700));
-                for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
-                    writable(&e.path());
-                }
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700));
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
             }
         }
     }
-    writable(p);
-    let _ = std::fs::remove_dir_all(p);
 }
 
 /// Copies the hello sample into `dir` and builds it there; returns the recipe path.
@@ -271,16 +274,7 @@ impl Drop for Isolated {
     /// Overlayfs leaves a mode-000 `work/work` directory in the app's state: make every
     /// directory writable again so the temporary directory can be removed.
     fn drop(&mut self) {
-        use std::os::unix::fs::PermissionsExt;
-        let mut stack = vec![self.dir.path().to_path_buf()];
-        while let Some(d) = stack.pop() {
-            let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700));
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(e.path());
-                }
-            }
-        }
+        make_dirs_writable(self.dir.path());
     }
 }
 
@@ -678,16 +672,7 @@ impl Drop for StoreEnv {
     /// Layer trees have read-only directories and overlayfs leaves a mode-000 `work/work`:
     /// make every directory writable again so the temporary directory can be removed.
     fn drop(&mut self) {
-        use std::os::unix::fs::PermissionsExt;
-        let mut stack = vec![self.dir.path().to_path_buf()];
-        while let Some(d) = stack.pop() {
-            let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700));
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(e.path());
-                }
-            }
-        }
+        make_dirs_writable(self.dir.path());
     }
 }
 
@@ -765,16 +750,7 @@ impl Drop for XdgHome {
     /// Unpacked layers have read-only directories (and overlayfs a mode-000 `work/work`): make
     /// every directory writable so that the temporary directory can be removed.
     fn drop(&mut self) {
-        use std::os::unix::fs::PermissionsExt;
-        let mut stack = vec![self.path().to_path_buf()];
-        while let Some(d) = stack.pop() {
-            let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700));
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(e.path());
-                }
-            }
-        }
+        make_dirs_writable(self.path());
     }
 }
 
