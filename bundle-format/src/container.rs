@@ -160,7 +160,9 @@ pub fn encode_table(entries: &[BlobEntry]) -> Vec<u8> {
 /// Decodes and checks the table: blobs in increasing, aligned, non-overlapping order, ending
 /// exactly at `blobs_len`, each digest once.
 pub fn decode_table(b: &[u8], blobs_len: u64) -> Result<Vec<BlobEntry>, LayoutError> {
-    if b.len() as u64 % TABLE_ENTRY_LEN != 0 || b.len() as u64 / TABLE_ENTRY_LEN > MAX_BLOBS {
+    if !(b.len() as u64).is_multiple_of(TABLE_ENTRY_LEN)
+        || b.len() as u64 / TABLE_ENTRY_LEN > MAX_BLOBS
+    {
         return Err(bad("blob table length is wrong"));
     }
     let mut out: Vec<BlobEntry> = Vec::new();
@@ -172,7 +174,7 @@ pub fn decode_table(b: &[u8], blobs_len: u64) -> Result<Vec<BlobEntry>, LayoutEr
             offset: u64_at(chunk, 32),
             len: u64_at(chunk, 40),
         };
-        if e.offset % ALIGN != 0 || e.offset < end {
+        if !e.offset.is_multiple_of(ALIGN) || e.offset < end {
             return Err(bad(format!("blob {digest} is misplaced in the table")));
         }
         end = e

@@ -207,7 +207,7 @@ mod tests {
             Err(PathError::NameTooLong)
         );
         assert_eq!(
-            BundlePath::new(&"a/".repeat(129).trim_end_matches('/').to_owned()),
+            BundlePath::new("a/".repeat(129).trim_end_matches('/')),
             Err(PathError::TooDeep)
         );
         assert_eq!(

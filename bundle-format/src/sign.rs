@@ -73,6 +73,13 @@ fn read_small(path: &Path) -> Result<String, KeyError> {
 }
 
 impl PublicKey {
+    /// From the hex form stored in signature blocks.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let mut b = [0u8; 32];
+        hex::decode_to_slice(s, &mut b).ok()?;
+        VerifyingKey::from_bytes(&b).ok().map(Self)
+    }
+
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let text = read_small(path)?;
         parse_line(&text, PUBLIC_TAG)
@@ -253,14 +260,5 @@ mod tests {
             SignatureBlock::from_bytes(&block.to_bytes()).unwrap(),
             block
         );
-    }
-}
-
-impl PublicKey {
-    /// From the hex form stored in signature blocks.
-    pub fn from_hex(s: &str) -> Option<Self> {
-        let mut b = [0u8; 32];
-        hex::decode_to_slice(s, &mut b).ok()?;
-        VerifyingKey::from_bytes(&b).ok().map(Self)
     }
 }

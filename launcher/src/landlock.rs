@@ -87,7 +87,7 @@ pub fn restrict(rules: &LandlockRules) -> Result<String, ChildError> {
         .flatten()
     {
         let p = entry.path();
-        let is_mount = rules.not_root.iter().any(|m| *m == p);
+        let is_mount = rules.not_root.contains(&p);
         let is_link = entry.file_type().map(|t| t.is_symlink()).unwrap_or(true);
         if !is_mount && !is_link {
             add(&mut created, &p, all)?;
