@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use launcher::{Key, Permission};
 
 /// Capsa: pack Linux apps with everything they need into one verifiable bundle, and run them
 /// sandboxed.
@@ -77,8 +78,13 @@ pub struct PackArgs {
 /// the launcher fails, 126 when the command cannot be executed, 127 when it is not found.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A bundle file, or the id of an installed app.
-    pub app: PathBuf,
+    /// A bundle file (a name with a `/` or ending in `.capsa`), or the id of an installed
+    /// app (never a file in the current directory).
+    pub app: String,
+    /// Grant what the bundle asks for without asking, and remember it (bundle files only;
+    /// installed apps had their consent at install).
+    #[arg(short, long)]
+    pub yes: bool,
     /// Expose each file named in the arguments (a path or a file:// URL) to the app, that
     /// file alone and read-write, at its own path (what desktop entries use to open files).
     #[arg(long)]
@@ -87,10 +93,12 @@ pub struct RunArgs {
     /// filesystem=PATH[:ro], filesystem=xdg-download, socket=x11|wayland|pulseaudio|pipewire|session-bus,
     /// device=dri|all); may be repeated.
     #[arg(long, value_name = "PERM")]
-    pub allow: Vec<String>,
-    /// Take a permission away for this run (beats --allow and the manifest); may be repeated.
-    #[arg(long, value_name = "PERM")]
-    pub deny: Vec<String>,
+    pub allow: Vec<Permission>,
+    /// Take a kind of permission away for this run, from the manifest and your overrides
+    /// (network, filesystem=TARGET, socket=NAME, device=NAME); with --allow of the same kind
+    /// it narrows it (--deny network --allow network=tcp:443); may be repeated.
+    #[arg(long, value_name = "KIND")]
+    pub deny: Vec<Key>,
     /// Keep no state: the writable layer and home are thrown away at exit.
     #[arg(long)]
     pub ephemeral: bool,
@@ -163,10 +171,11 @@ pub struct OverrideArgs {
     pub app: String,
     /// Grant a permission; may be repeated.
     #[arg(long, value_name = "PERM")]
-    pub allow: Vec<String>,
-    /// Take a permission away; may be repeated.
-    #[arg(long, value_name = "PERM")]
-    pub deny: Vec<String>,
+    pub allow: Vec<Permission>,
+    /// Take a kind of permission away (network, filesystem=TARGET, socket=NAME,
+    /// device=NAME); may be repeated.
+    #[arg(long, value_name = "KIND")]
+    pub deny: Vec<Key>,
     /// Remove every override.
     #[arg(long, conflicts_with_all = ["allow", "deny"])]
     pub reset: bool,

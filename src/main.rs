@@ -11,7 +11,15 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // `capsa run` fails with 125 whatever went wrong in capsa, as podman does.
+        Err(e) if e.use_stderr() && std::env::args().nth(1).as_deref() == Some("run") => {
+            let _ = e.print();
+            return ExitCode::from(125);
+        }
+        Err(e) => e.exit(),
+    };
     match cmd::dispatch(cli) {
         Ok(code) => code,
         Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,

@@ -370,13 +370,11 @@ fn integrate_makes_bundles_open_with_capsa_and_remove_undoes_it() {
     assert_eq!(s.default_for(BUNDLE_TYPE), "capsa.desktop");
 
     let mut opener = s.open(&bundle);
-    let opened: PathBuf = s
-        .env
-        .data()
-        .join(format!("capsa/state/{id}/home/opened.txt"));
+    let data = s.env.data().join("capsa");
+    let opened = |id: &str| state_of(&data, id).join("home/opened.txt");
     let out = s.wait("the bundle to run", 90, || {
         s.check_opener(&mut opener);
-        fs::read_to_string(&opened)
+        fs::read_to_string(opened(id))
             .ok()
             .filter(|t| t.contains('\n'))
     });

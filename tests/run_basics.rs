@@ -49,7 +49,7 @@ impl Env {
         self.run(&args)
     }
     fn state(&self, id: &str) -> PathBuf {
-        self.data().join("capsa/state").join(id)
+        state_of(&self.data().join("capsa"), id)
     }
 }
 
@@ -122,6 +122,8 @@ fn exit_codes_and_signals_pass_through() {
     let o = env.run(&["run", b, "--allow", "netwrok"]);
     assert_eq!(o.status.code(), Some(125), "{}", text(&o));
     assert!(text(&o).contains("netwrok"));
+    let o = env.run(&["run", b, "--deny", "network=tcp:443"]);
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
     // A signal sent to the launcher reaches the app (which reports it and exits 3).
     let mut child = env
         .cmd(&["run", b, "--", "-c", "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(3))\nprint('ready', flush=True)\ntime.sleep(30)"])
@@ -331,12 +333,11 @@ fn damaged_bundles_and_bad_requests_fail_with_125_and_leave_nothing() {
     let o = env.run(&[
         "run",
         python_bundle().to_str().unwrap(),
-        "--allow",
-        "network",
         "--deny",
-        "network",
+        "filesystem=home:ro",
     ]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
+    assert!(text(&o).contains("access mode"), "{}", text(&o));
     assert!(
         !env.data().exists(),
         "state created for a run that never started"
@@ -354,7 +355,7 @@ fn report_tells_what_is_enforced() {
     for want in [
         "namespaces",
         "user (uid",
-        "net (loopback only)",
+        "net (its own, with only loopback",
         "overlayfs of 3 read-only layers",
         "landlock",
         "seccomp",

@@ -390,7 +390,7 @@ fn cve_2024_42472_links_the_app_plants_do_not_redirect_later_grants() {
         "{}",
         text(&o)
     );
-    let state = iso.data().join("capsa/state/org.capsa.Probe");
+    let state = state_of(&iso.data().join("capsa"), "org.capsa.Probe");
     assert!(state
         .join("home/granted")
         .symlink_metadata()

@@ -27,7 +27,7 @@ pub use extract::extract;
 pub use layer::{Compression, LayerStats, LayerWriter};
 pub use manifest::{BlobRef, Desktop, Layer, LayerRole, Manifest, Requires};
 pub use path::BundlePath;
-pub use permissions::{Enforcement, Permission, Permissions};
+pub use permissions::{Enforcement, Key, Permission, Permissions};
 pub use reader::{Bundle, SignatureState};
 pub use sign::{PublicKey, SecretKey};
 pub use toc::{EntryKind, Toc, TocEntry};

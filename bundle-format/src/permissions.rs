@@ -218,6 +218,72 @@ impl<'de> Deserialize<'de> for Permission {
     }
 }
 
+/// What a `--deny` names: a permission's kind and target, without its access mode or ports
+/// (`network`, `filesystem=home`, `socket=x11`, `device=dri`). Every grant has exactly one key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    Network,
+    Filesystem(FsTarget),
+    Socket(Socket),
+    Device(Device),
+}
+
+impl Permission {
+    /// The key a deny of this grant names.
+    pub fn key(&self) -> Key {
+        match self {
+            Self::Network | Self::NetworkTcp(_) => Key::Network,
+            Self::Filesystem { target, .. } => Key::Filesystem(target.clone()),
+            Self::Socket(s) => Key::Socket(*s),
+            Self::Device(d) => Key::Device(*d),
+        }
+    }
+}
+
+impl FromStr for Key {
+    type Err = BadPermission;
+    /// A key is written as the grant it names, without `:ro`/`:rw` or a port list.
+    fn from_str(s: &str) -> Result<Self, BadPermission> {
+        let p: Permission = s.parse()?;
+        match &p {
+            Permission::NetworkTcp(_) => Err(bad(
+                s,
+                "a deny names `network` as a whole (it takes every port away); to keep some ports, deny network and allow network=tcp:PORT",
+            )),
+            Permission::Filesystem { .. } if s.ends_with(":ro") || s.ends_with(":rw") => Err(bad(
+                s,
+                "a deny takes no access mode: deny filesystem=TARGET (and allow ...:ro to keep read-only access)",
+            )),
+            _ => Ok(p.key()),
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Network => f.write_str("network"),
+            Self::Filesystem(t) => write!(f, "filesystem={t}"),
+            Self::Socket(s) => write!(f, "socket={}", s.as_str()),
+            Self::Device(d) => write!(f, "device={}", d.as_str()),
+        }
+    }
+}
+
+impl Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// Whether Landlock must be fully enforced or is applied as far as the kernel allows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -290,6 +356,25 @@ mod tests {
                 .to_string(),
             "filesystem=/srv/data"
         );
+    }
+
+    #[test]
+    fn keys_name_kind_and_target() {
+        for (grant, key) in [
+            ("network=tcp:443", "network"),
+            ("network", "network"),
+            ("filesystem=home:ro", "filesystem=home"),
+            ("filesystem=~/a", "filesystem=~/a"),
+            ("socket=x11", "socket=x11"),
+            ("device=dri", "device=dri"),
+        ] {
+            let p: Permission = grant.parse().unwrap();
+            assert_eq!(p.key().to_string(), key);
+            assert_eq!(key.parse::<Key>().unwrap(), p.key());
+        }
+        for bad in ["network=tcp:443", "filesystem=home:ro", "filesystem=/srv:rw", "netwrok"] {
+            assert!(bad.parse::<Key>().is_err(), "{bad}");
+        }
     }
 
     #[test]

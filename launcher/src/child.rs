@@ -15,15 +15,18 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ChildError;
-use crate::plan::Plan;
+use crate::error::{Call, ChildError};
+use crate::landlock::Outcome;
+use crate::plan::{Namespace, Plan};
 use crate::seccomp::SeccompPolicy;
 use crate::sys;
 
 /// What the sandbox tells the parent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Message {
-    Landlock(String),
+    /// What the launcher created in the app's root for mount points (relative paths).
+    Created(Vec<PathBuf>),
+    Landlock(Outcome),
     Error(ChildError),
 }
 
@@ -32,11 +35,9 @@ pub struct ChildArgs<'a> {
     pub plan: &'a Plan,
     pub seccomp: &'a SeccompPolicy,
     pub scratch: &'a Path,
-    pub uid: u32,
-    pub gid: u32,
     /// Taken (closed) by pid 1 once the app is forked.
     pub messages: Option<OwnedFd>,
-    /// With `--report`: the app waits for one byte here before it execs.
+    /// The app waits for one byte here before it execs.
     pub go: Option<OwnedFd>,
     pub signals: SigSet,
 }
@@ -51,13 +52,9 @@ pub fn send(fd: Option<&OwnedFd>, m: &Message) -> bool {
         .is_ok_and(|dup| File::from(dup).write_all(&line).is_ok())
 }
 
-fn sys_err(step: &str, call: &str, path: Option<&Path>) -> impl FnOnce(nix::Error) -> ChildError {
-    let (step, call, path) = (
-        step.to_owned(),
-        call.to_owned(),
-        path.map(Path::to_path_buf),
-    );
-    move |e| ChildError::new(&step, &call, path.as_deref(), e as i32)
+fn sys_err(step: &str, call: Call, path: Option<&Path>) -> impl FnOnce(nix::Error) -> ChildError {
+    let (step, path) = (step.to_owned(), path.map(Path::to_path_buf));
+    move |e| ChildError::new(&step, call, path.as_deref(), e as i32)
 }
 
 /// Entry point after clone; returns the exit status of pid 1.
@@ -76,11 +73,11 @@ fn setup(a: &mut ChildArgs) -> Result<isize, ChildError> {
     // launcher's exit is closed later: the app's status write to the launcher must succeed.)
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys_err(
         "die with the launcher",
-        "prctl(PR_SET_PDEATHSIG)",
+        Call::PrctlPdeathsig,
         None,
     ))?;
     // Map our own uid and gid (setgroups must be denied first, or gid_map is refused).
-    write_maps(a.uid, a.gid)?;
+    write_maps(a.plan.uid, a.plan.gid)?;
     // Keep mount events from propagating back to the host.
     nix::mount::mount(
         None::<&str>,
@@ -91,26 +88,27 @@ fn setup(a: &mut ChildArgs) -> Result<isize, ChildError> {
     )
     .map_err(sys_err(
         "make / a slave mount",
-        "mount(MS_SLAVE)",
+        Call::MountSlave,
         Some(Path::new("/")),
     ))?;
     // The app's layers on a private tmpfs, the planned mounts, then pivot and detach the host.
-    let root = crate::mounts::build_root(a.plan, a.scratch)?;
+    let (root, created) = crate::mounts::build_root(a.plan, a.scratch)?;
+    send(a.messages.as_ref(), &Message::Created(created));
     crate::mounts::pivot_into(&root)?;
     // Without network, the namespace has only loopback, and it starts down.
-    if a.plan.unshare_net {
-        sys::loopback_up().map_err(sys_err("bring up loopback", "ioctl(SIOCSIFFLAGS)", None))?;
+    if a.plan.has(Namespace::Net) {
+        sys::loopback_up().map_err(sys_err("bring up loopback", Call::LoopbackUp, None))?;
     }
     // Stay behind as pid 1 (reaper, signal forwarder); the app continues in a child.
-    match sys::fork().map_err(sys_err("start the app", "fork", None))? {
+    match sys::fork().map_err(sys_err("start the app", Call::Fork, None))? {
         ForkResult::Child => {
             let e = match exec_app(a) {
                 Err(e) => e,
                 Ok(never) => match never {},
             };
-            let code = match (e.call.as_str(), e.errno) {
-                ("execve", libc::ENOENT) => 127,
-                ("execve", _) => 126,
+            let code = match (e.call, e.errno) {
+                (Call::Execve, libc::ENOENT) => 127,
+                (Call::Execve, _) => 126,
                 _ => 125,
             };
             send(a.messages.as_ref(), &Message::Error(e));
@@ -122,17 +120,9 @@ fn setup(a: &mut ChildArgs) -> Result<isize, ChildError> {
 
 fn write_maps(uid: u32, gid: u32) -> Result<(), ChildError> {
     for (file, text, call) in [
-        ("/proc/self/setgroups", "deny".to_owned(), "write setgroups"),
-        (
-            "/proc/self/uid_map",
-            format!("{uid} {uid} 1\n"),
-            "write uid_map",
-        ),
-        (
-            "/proc/self/gid_map",
-            format!("{gid} {gid} 1\n"),
-            "write gid_map",
-        ),
+        ("/proc/self/setgroups", "deny".to_owned(), Call::WriteSetgroups),
+        ("/proc/self/uid_map", format!("{uid} {uid} 1\n"), Call::WriteUidMap),
+        ("/proc/self/gid_map", format!("{gid} {gid} 1\n"), Call::WriteGidMap),
     ] {
         std::fs::write(file, text).map_err(|e| {
             ChildError::new(
@@ -148,11 +138,8 @@ fn write_maps(uid: u32, gid: u32) -> Result<(), ChildError> {
 
 /// Drops every capability: bounding and ambient first (needs CAP_SETPCAP), then the rest.
 fn drop_caps() -> Result<(), ChildError> {
-    let fail = |e: caps::errors::CapsError| ChildError {
-        step: format!("drop capabilities ({e})"),
-        call: "capset".into(),
-        path: None,
-        errno: libc::EPERM,
+    let fail = |e: caps::errors::CapsError| {
+        ChildError::new(&format!("drop capabilities ({e})"), Call::Capset, None, libc::EPERM)
     };
     caps::clear(None, caps::CapSet::Ambient).map_err(fail)?;
     for c in caps::all() {
@@ -171,13 +158,13 @@ fn drop_caps() -> Result<(), ChildError> {
 /// The app's last steps: privileges, Landlock, descriptors, seccomp last, exec.
 fn exec_app(a: &mut ChildArgs) -> Result<Infallible, ChildError> {
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .map_err(sys_err("reset signals", "sigprocmask", None))?;
-    sys::default_sigpipe().map_err(sys_err("reset signals", "signal(SIGPIPE)", None))?;
+        .map_err(sys_err("reset signals", Call::Sigprocmask, None))?;
+    sys::default_sigpipe().map_err(sys_err("reset signals", Call::Signal, None))?;
     // All privileged work is done: no capability survives, in any set, and none can return.
     drop_caps()?;
     nix::sys::prctl::set_no_new_privs().map_err(sys_err(
         "set no_new_privs",
-        "prctl(PR_SET_NO_NEW_PRIVS)",
+        Call::PrctlNoNewPrivs,
         None,
     ))?;
     // Landlock mirrors the mounts; its outcome goes to the report.
@@ -185,9 +172,13 @@ fn exec_app(a: &mut ChildArgs) -> Result<Infallible, ChildError> {
     if !send(a.messages.as_ref(), &Message::Landlock(status)) {
         sys::exit_now(125); // the launcher is gone: do not start an orphan
     }
+    // The launcher records what it must tidy (and shows the report) first; anything but its
+    // go-ahead (it failed, or is gone) ends the app here.
     if let Some(go) = a.go.take() {
         let mut b = [0u8; 1];
-        let _ = File::from(go).read(&mut b);
+        if !matches!(File::from(go).read(&mut b), Ok(1)) {
+            sys::exit_now(125);
+        }
     }
     let cwd = [a.plan.cwd.clone(), PathBuf::from("/")]
         .into_iter()
@@ -195,13 +186,13 @@ fn exec_app(a: &mut ChildArgs) -> Result<Infallible, ChildError> {
     if cwd.is_none() {
         return Err(ChildError::new(
             "enter the working directory",
-            "chdir",
+            Call::Chdir,
             Some(&a.plan.cwd),
             libc::ENOENT,
         ));
     }
     // Close-on-exec rather than close: the message pipe must stay open until exec.
-    sys::cloexec_from_3().map_err(sys_err("close inherited descriptors", "close_range", None))?;
+    sys::cloexec_from_3().map_err(sys_err("close inherited descriptors", Call::CloseRange, None))?;
     let argv: Vec<CString> = a
         .plan
         .argv
@@ -216,18 +207,15 @@ fn exec_app(a: &mut ChildArgs) -> Result<Infallible, ChildError> {
         .collect();
     // Seccomp last, so that nothing above needs a syscall it refuses.
     for p in &a.seccomp.programs {
-        seccompiler::apply_filter(p).map_err(|e| ChildError {
-            step: format!("apply seccomp ({e})"),
-            call: "seccomp".into(),
-            path: None,
-            errno: libc::EINVAL,
+        seccompiler::apply_filter(p).map_err(|e| {
+            ChildError::new(&format!("apply seccomp ({e})"), Call::Seccomp, None, libc::EINVAL)
         })?;
     }
     let program = Path::new(&a.plan.argv[0]);
     let e = nix::unistd::execve(&argv[0], &argv, &env).unwrap_err();
     Err(ChildError::new(
         "start the app",
-        "execve",
+        Call::Execve,
         Some(program),
         e as i32,
     ))
@@ -245,7 +233,7 @@ fn reap(a: &mut ChildArgs, app: Pid) -> Result<isize, ChildError> {
     loop {
         let (sig, code) = sys::wait_signal(&a.signals).map_err(sys_err(
             "wait for signals",
-            "sigwaitinfo",
+            Call::Sigwaitinfo,
             None,
         ))?;
         if sig != Signal::SIGCHLD {

@@ -3,6 +3,7 @@
 //! the sockets that `socket=` permissions expose. Gathered once in the parent.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Variables passed from the host environment to every app (nothing that changes how the
@@ -115,6 +116,45 @@ impl Host {
             u = self.user,
             gid = self.gid
         )
+    }
+}
+
+/// A file's identity on the host: what a later open must find again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// A host path resolved once: absolute, without symlinks, with what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub path: PathBuf,
+    pub id: FileId,
+    pub is_dir: bool,
+}
+
+/// How the planner sees the host's files (the real one, or a table in tests).
+pub trait HostFs {
+    /// `path` with every symlink resolved, or `None` when it does not exist.
+    fn resolve(&self, path: &Path) -> Option<Resolved>;
+}
+
+/// The host's real file system.
+pub struct RealFs;
+
+impl HostFs for RealFs {
+    fn resolve(&self, path: &Path) -> Option<Resolved> {
+        let real = std::fs::canonicalize(path).ok()?;
+        let m = std::fs::symlink_metadata(&real).ok()?;
+        Some(Resolved {
+            id: FileId {
+                dev: m.dev(),
+                ino: m.ino(),
+            },
+            is_dir: m.is_dir(),
+            path: real,
+        })
     }
 }
 

@@ -1,135 +1,228 @@
 //! Landlock, the second wall behind the mount namespace, applied by the app's process after
-//! pivot_root. The rules mirror the mounts: everything readable and executable, write access
-//! only where a writable mount is (the root's top-level directories, which the writable overlay
-//! backs; writable binds and tmpfs), outgoing TCP only to granted ports, and abstract unix
-//! sockets and signals scoped to the sandbox. Best effort unless required; the outcome is
-//! returned for the report, never hidden.
+//! pivot_root from the plan's rule set ([`LandlockPlan`]). Built best effort against the
+//! plan's ABI (all the kernel has, or `abi_cap`); what the kernel really holds comes back from
+//! rust-landlock's `RestrictionStatus` as a typed [`Outcome`], and every right the plan wanted
+//! that the kernel's (or the capped) ABI lacks is listed in it as [`Missing`]. A required
+//! rule set refuses to start when anything is missing or not fully enforced.
 
 use landlock::{
-    Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
+    Access, AccessFs, AccessNet, CompatLevel, Compatible, LandlockStatus, NetPort, PathBeneath,
+    PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
+use serde::{Deserialize, Serialize};
 
-use crate::error::ChildError;
-use crate::plan::LandlockRules;
+use crate::error::{Call, ChildError};
+use crate::plan::{FsAccess, LandlockPlan};
 
-fn fail(what: &str, e: impl std::fmt::Display) -> ChildError {
-    // Landlock errors carry no errno we can rely on; EPERM stands for "refused".
-    ChildError {
-        step: format!("apply Landlock ({what}: {e})"),
-        call: "landlock_restrict_self".into(),
-        path: None,
-        errno: libc::EPERM,
+/// The newest ABI whose rights Capsa asks for (6: scoping).
+const WANTED_ABI: u8 = 6;
+
+/// Landlock on the running kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kernel {
+    /// Built in but turned off (`lsm=` without landlock).
+    NotEnabled,
+    /// Not built into this kernel.
+    NotImplemented,
+    /// Available with this ABI.
+    Abi(u8),
+}
+
+/// How much of the rule set the kernel enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Enforced {
+    Fully,
+    Partially,
+    Not,
+}
+
+/// A right the plan wanted that the ABI in use lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Missing {
+    /// ABI 2: moving files between directories (`refer`) is not restricted.
+    Refer,
+    /// ABI 3: truncating files is not restricted.
+    Truncate,
+    /// ABI 4: TCP port rules (the granted ports are not enforced by Landlock).
+    TcpRules,
+    /// ABI 5: ioctl on devices is not restricted.
+    IoctlDev,
+    /// ABI 6: abstract unix sockets and signals are not scoped to the sandbox.
+    Scoping,
+}
+
+impl Missing {
+    pub fn abi(self) -> u8 {
+        match self {
+            Self::Refer => 2,
+            Self::Truncate => 3,
+            Self::TcpRules => 4,
+            Self::IoctlDev => 5,
+            Self::Scoping => 6,
+        }
+    }
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Refer => "moving files between directories is not restricted",
+            Self::Truncate => "truncating files is not restricted",
+            Self::TcpRules => "TCP ports are not restricted by Landlock",
+            Self::IoctlDev => "ioctl on devices is not restricted",
+            Self::Scoping => "abstract unix sockets and signals are not scoped to the sandbox",
+        }
     }
 }
 
-/// Applies the rules to the calling process; returns a one-line description of what is enforced.
-pub fn restrict(rules: &LandlockRules) -> Result<String, ChildError> {
-    let kernel_abi = crate::sys::landlock_abi();
-    if kernel_abi == 0 {
-        if rules.required {
-            return Err(fail(
-                "required, but the kernel has no Landlock",
-                "unsupported",
-            ));
-        }
-        return Ok("not enforced: the kernel has no Landlock (best effort)".into());
+/// What the kernel returned, for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub kernel: Kernel,
+    /// The ABI in use: the kernel's, or the cap when lower (0 without Landlock).
+    pub abi: u8,
+    pub ruleset: Enforced,
+    pub missing: Vec<Missing>,
+}
+
+impl Outcome {
+    /// Whether `m` is enforced by the kernel.
+    pub fn holds(&self, m: Missing) -> bool {
+        self.ruleset != Enforced::Not && !self.missing.contains(&m)
     }
-    let abi = ABI::from(kernel_abi.min(9) as i32);
-    let level = if rules.required {
-        CompatLevel::HardRequirement
-    } else {
-        CompatLevel::BestEffort
+}
+
+fn fail(what: &str, e: impl std::fmt::Display) -> ChildError {
+    // Landlock errors carry no errno we can rely on; EPERM stands for "refused".
+    ChildError::new(
+        &format!("apply Landlock ({what}: {e})"),
+        Call::Landlock,
+        None,
+        libc::EPERM,
+    )
+}
+
+fn add(
+    created: &mut landlock::RulesetCreated,
+    path: &std::path::Path,
+    access: landlock::BitFlags<AccessFs>,
+) -> Result<(), ChildError> {
+    // A mount point a later grant covered (e.g. `/etc/localtime` under `filesystem=/etc`) or a
+    // top-level directory the app deleted may not resolve: what covers it has its own rule.
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
     };
+    // Directory-only rights on a file would be dropped, and mark the ruleset partial.
+    let access = if meta.is_dir() {
+        access
+    } else {
+        access & AccessFs::from_file(ABI::V7)
+    };
+    let fd = PathFd::new(path).map_err(|e| fail(&path.display().to_string(), e))?;
+    created
+        .add_rule(PathBeneath::new(fd, access))
+        .map(|_| ())
+        .map_err(|e| fail(&path.display().to_string(), e))
+}
+
+/// Applies the rule set to the calling process and says what holds.
+pub fn restrict(plan: &LandlockPlan) -> Result<Outcome, ChildError> {
+    let target = plan.abi_cap.unwrap_or(WANTED_ABI).min(WANTED_ABI);
+    let abi = ABI::from(target as i32);
     let read = AccessFs::from_read(abi);
     let all = AccessFs::from_all(abi);
     let mut ruleset = Ruleset::default()
-        .set_compatibility(level)
+        .set_compatibility(CompatLevel::BestEffort)
         .handle_access(all)
         .map_err(|e| fail("filesystem", e))?;
-    if rules.tcp_connect.is_some() {
+    let tcp = plan.tcp_connect.as_ref().filter(|_| target >= 4);
+    if tcp.is_some() {
         ruleset = ruleset
             .handle_access(AccessNet::ConnectTcp | AccessNet::BindTcp)
             .map_err(|e| fail("network", e))?;
     }
-    if kernel_abi >= 6 || rules.required {
+    if plan.scope && target >= 6 {
         ruleset = ruleset
             .scope(Scope::AbstractUnixSocket | Scope::Signal)
             .map_err(|e| fail("scopes", e))?;
     }
     let mut created = ruleset.create().map_err(|e| fail("create", e))?;
-    fn add(
-        created: &mut landlock::RulesetCreated,
-        path: &std::path::Path,
-        access: landlock::BitFlags<AccessFs>,
-    ) -> Result<(), ChildError> {
-        // A mount point a later grant covered (e.g. `/etc/localtime` under `filesystem=/etc`)
-        // may not resolve any more: what covers it has its own rule.
-        let Ok(meta) = std::fs::metadata(path) else {
-            return Ok(());
+    for (path, access) in &plan.rules {
+        let a = match access {
+            FsAccess::Read => read,
+            FsAccess::ReadWrite => all,
         };
-        // Directory-only rights on a file would be dropped, and mark the ruleset partial.
-        let access = if meta.is_dir() {
-            access
-        } else {
-            access & AccessFs::from_file(ABI::V7)
-        };
-        let fd = PathFd::new(path).map_err(|e| fail(&path.display().to_string(), e))?;
-        created
-            .add_rule(PathBeneath::new(fd, access))
-            .map(|_| ())
-            .map_err(|e| fail(&path.display().to_string(), e))
+        add(&mut created, path, a)?;
     }
-    add(&mut created, std::path::Path::new("/"), read)?;
-    let mut writable = 0;
-    for entry in std::fs::read_dir("/")
-        .map_err(|e| fail("list /", e))?
-        .flatten()
-    {
-        let p = entry.path();
-        let is_mount = rules.not_root.contains(&p);
-        let is_link = entry.file_type().map(|t| t.is_symlink()).unwrap_or(true);
-        if !is_mount && !is_link {
-            add(&mut created, &p, all)?;
-            writable += 1;
-        }
-    }
-    for p in &rules.read_write {
-        add(&mut created, p, all)?;
-    }
-    for p in &rules.read_only {
-        add(&mut created, p, read)?;
-    }
-    let mut net = "outgoing TCP not restricted by Landlock".to_owned();
-    if let Some(ports) = &rules.tcp_connect {
-        for port in ports {
-            (&mut created)
-                .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
-                .map_err(|e| fail("tcp rule", e))?;
-        }
-        net = if ports.is_empty() {
-            "no TCP connect or bind".into()
-        } else {
-            format!("TCP connect only to ports {ports:?}, no bind")
-        };
+    for port in tcp.into_iter().flatten() {
+        (&mut created)
+            .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
+            .map_err(|e| fail("tcp rule", e))?;
     }
     let status = created.restrict_self().map_err(|e| fail("restrict", e))?;
-    let state = match status.ruleset {
-        RulesetStatus::FullyEnforced => "fully enforced",
-        RulesetStatus::PartiallyEnforced => "partially enforced",
-        RulesetStatus::NotEnforced => "not enforced",
+    let kernel = match status.landlock {
+        LandlockStatus::NotEnabled => Kernel::NotEnabled,
+        LandlockStatus::NotImplemented => Kernel::NotImplemented,
+        LandlockStatus::Available { effective_abi, .. } => Kernel::Abi(effective_abi as u8),
     };
-    if rules.required && status.ruleset != RulesetStatus::FullyEnforced {
-        return Err(fail("required", state));
+    let used = match kernel {
+        Kernel::Abi(k) => k.min(target),
+        _ => 0,
+    };
+    let ruleset = match status.ruleset {
+        RulesetStatus::FullyEnforced => Enforced::Fully,
+        RulesetStatus::PartiallyEnforced => Enforced::Partially,
+        RulesetStatus::NotEnforced => Enforced::Not,
+    };
+    let missing: Vec<Missing> = [
+        Missing::Refer,
+        Missing::Truncate,
+        Missing::TcpRules,
+        Missing::IoctlDev,
+        Missing::Scoping,
+    ]
+    .into_iter()
+    .filter(|m| match m {
+        Missing::TcpRules => plan.tcp_connect.is_some(),
+        Missing::Scoping => plan.scope,
+        _ => true,
+    })
+    .filter(|m| used < m.abi())
+    .collect();
+    let out = Outcome {
+        kernel,
+        abi: used,
+        ruleset,
+        missing,
+    };
+    if plan.required && (out.ruleset != Enforced::Fully || !out.missing.is_empty()) {
+        return Err(ChildError::new(
+            &format!("Landlock is required, but {}", describe_gap(&out)),
+            Call::Landlock,
+            None,
+            libc::EPERM,
+        ));
     }
-    let scopes = if kernel_abi >= 6 {
-        "abstract unix sockets and signals scoped to the sandbox"
-    } else {
-        "no scoping (kernel ABI < 6)"
-    };
-    Ok(format!(
-        "ABI {kernel_abi}, {state} ({}): read and execute everywhere, write beneath {writable} root directories and {} writable mounts; {net}; {scopes}",
-        if rules.required { "required" } else { "best effort" },
-        rules.read_write.len()
-    ))
+    Ok(out)
+}
+
+/// What a required rule set lacks, in words.
+pub fn describe_gap(o: &Outcome) -> String {
+    match o.kernel {
+        Kernel::NotEnabled => "the kernel has Landlock turned off".into(),
+        Kernel::NotImplemented => "the kernel has no Landlock".into(),
+        Kernel::Abi(k) => {
+            let gaps: Vec<String> = o
+                .missing
+                .iter()
+                .map(|m| format!("{} (needs ABI {})", m.text(), m.abi()))
+                .collect();
+            format!(
+                "ABI {} is in use (kernel ABI {k}): {}",
+                o.abi,
+                if gaps.is_empty() {
+                    "the rule set is not fully enforced".into()
+                } else {
+                    gaps.join("; ")
+                }
+            )
+        }
+    }
 }

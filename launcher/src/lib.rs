@@ -1,28 +1,31 @@
-//! Capsa's launcher: runs a bundle in an unprivileged sandbox, as if installed.
+//! Capsa's launcher: runs an app in an unprivileged sandbox, as if installed.
 //!
-//! The parent ([`run`]) opens the bundle as hostile input, unpacks its layers once into a
-//! per-user cache ([`cache`]), and turns the manifest and the user's overrides into a validated
-//! [`spec::SandboxSpec`] and then a [`plan::Plan`] of plain data; it compiles the seccomp
-//! filters ([`seccomp`]). The child after clone ([`child`]) only walks the plan, in bubblewrap's
-//! order: uid/gid maps, rslave, overlay root and mounts, pivot_root, pid-1 reaper, capabilities,
-//! no_new_privs, Landlock, close-on-exec, seccomp, exec. `--report` prints what each layer
-//! really enforces ([`report`]). All unsafe code is in [`sys`].
+//! The public API is small and named after `std::process`: [`App`] (a bundle file opened as
+//! hostile input, or an installed app), [`Command`] (the app with its grants and options),
+//! [`Child`], [`ExitStatus`] and the [`Report`] of what is enforced. Inside, the parent turns
+//! the manifest, the grants (merged by [`userdata::policy`]) and the run's options into a
+//! validated `spec`, then a complete `plan` of plain data (namespaces, root mode, mounts with
+//! their flags, the Landlock rule set), and compiles the `seccomp` filters; the `child` after
+//! clone only walks the plan, in bubblewrap's order: uid/gid maps, rslave, overlay root and
+//! mounts, pivot_root, pid-1 reaper, capabilities, no_new_privs, Landlock, close-on-exec,
+//! seccomp, exec. All unsafe code is in `sys`.
 
-pub mod cache;
-pub mod child;
-pub mod error;
-pub mod host;
-pub mod landlock;
-pub mod mounts;
-pub mod plan;
-pub mod report;
-pub mod run;
-pub mod seccomp;
-pub mod spec;
-pub mod state;
+mod child;
+mod error;
+mod fallback;
+mod host;
+mod landlock;
+mod mounts;
+mod plan;
+mod report;
+mod run;
+mod seccomp;
+mod spec;
 mod sys;
 
-pub use error::{ChildError, LaunchError};
-pub use report::Report;
-pub use run::{Child, Command, ExitStatus};
-pub use spec::Overrides;
+pub use error::{Call, ChildError, LaunchError};
+pub use landlock::{Enforced, Kernel, Missing, Outcome};
+pub use report::{Claims, Layers, Network, Report};
+pub use run::{App, Child, Command, ExitStatus, Replaced, Source};
+pub use spec::RunOptions;
+pub use userdata::policy::{Changes, Grants, Key, Permission};

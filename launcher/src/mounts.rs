@@ -1,9 +1,12 @@
 //! Carries out a [`Plan`]'s root and mount steps inside the child's new mount namespace, then
-//! pivots into the new root and detaches the host's. Runs after clone only.
+//! pivots into the new root and detaches the host's. Runs after clone only, and decides
+//! nothing: flags and sources come from the plan.
 //!
-//! Invariant: a mount target is reached without following any symlink (a hostile bundle cannot
-//! redirect a mount, or a directory the launcher creates, outside the new root); missing
-//! directories and files are created in the writable root.
+//! Invariants: a mount target is reached without following any symlink (a hostile bundle or a
+//! running app cannot redirect a mount, or a directory the launcher creates, outside the new
+//! root); missing directories and files are created in the writable root and listed, so the
+//! launcher can remove them after the run. A bind's source is opened without following
+//! symlinks, checked against the identity the parent recorded, and that very file is bound.
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -12,8 +15,9 @@ use std::path::{Component, Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
 
-use crate::error::ChildError;
-use crate::plan::{Plan, Step, Upper};
+use crate::error::{Call, ChildError};
+use crate::host::FileId;
+use crate::plan::{Flags, Plan, RootMode, Step};
 
 type R<T = ()> = Result<T, ChildError>;
 
@@ -21,19 +25,25 @@ fn errno_of(e: &std::io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
 
-fn sys(step: &str, call: &str, path: &Path) -> impl FnOnce(nix::Error) -> ChildError {
-    let (step, call, path) = (step.to_owned(), call.to_owned(), path.to_path_buf());
-    move |e| ChildError::new(&step, &call, Some(&path), e as i32)
+fn sys(step: &str, call: Call, path: &Path) -> impl FnOnce(nix::Error) -> ChildError {
+    let (step, path) = (step.to_owned(), path.to_path_buf());
+    move |e| ChildError::new(&step, call, Some(&path), e as i32)
 }
 
-fn io(step: &str, call: &str, path: &Path) -> impl FnOnce(std::io::Error) -> ChildError {
-    let (step, call, path) = (step.to_owned(), call.to_owned(), path.to_path_buf());
-    move |e| ChildError::new(&step, &call, Some(&path), errno_of(&e))
+fn io(step: &str, call: Call, path: &Path) -> impl FnOnce(std::io::Error) -> ChildError {
+    let (step, path) = (step.to_owned(), path.to_path_buf());
+    move |e| ChildError::new(&step, call, Some(&path), errno_of(&e))
 }
 
-/// Makes `root/dst` exist as a directory (`dir`) or a file, creating what is missing, and
-/// refusing to go through or onto a symlink.
-pub(crate) fn prepare_target(root: &Path, dst: &Path, dir: bool, step: &str) -> R<PathBuf> {
+/// Makes `root/dst` exist as a directory (`dir`) or a file, creating what is missing (and
+/// adding it, relative to `root`, to `created`), refusing to go through or onto a symlink.
+pub(crate) fn prepare_target(
+    root: &Path,
+    dst: &Path,
+    dir: bool,
+    step: &str,
+    created: &mut Vec<PathBuf>,
+) -> R<PathBuf> {
     let mut cur = root.to_path_buf();
     let comps: Vec<Component> = dst
         .components()
@@ -46,27 +56,27 @@ pub(crate) fn prepare_target(root: &Path, dst: &Path, dir: bool, step: &str) -> 
             Ok(m) if m.file_type().is_symlink() => {
                 return Err(ChildError::new(
                     step,
-                    "lstat (the app has a symlink here)",
+                    Call::Symlink,
                     Some(&cur),
                     libc::ELOOP,
                 ))
             }
             Ok(m) if !last && !m.is_dir() => {
-                return Err(ChildError::new(step, "lstat", Some(&cur), libc::ENOTDIR))
+                return Err(ChildError::new(step, Call::Lstat, Some(&cur), libc::ENOTDIR))
             }
             Ok(m) if last && dir != m.is_dir() => {
                 return Err(ChildError::new(
                     step,
-                    "lstat",
+                    Call::Lstat,
                     Some(&cur),
                     if dir { libc::ENOTDIR } else { libc::EISDIR },
                 ))
             }
-            Ok(_) => {}
+            Ok(_) => continue,
             Err(_) if !last || dir => fs::DirBuilder::new()
                 .mode(0o755)
                 .create(&cur)
-                .map_err(io(step, "mkdir", &cur))?,
+                .map_err(io(step, Call::Mkdir, &cur))?,
             Err(_) => {
                 fs::OpenOptions::new()
                     .write(true)
@@ -74,9 +84,10 @@ pub(crate) fn prepare_target(root: &Path, dst: &Path, dir: bool, step: &str) -> 
                     .mode(0o644)
                     .custom_flags(libc::O_NOFOLLOW)
                     .open(&cur)
-                    .map_err(io(step, "create", &cur))?;
+                    .map_err(io(step, Call::Create, &cur))?;
             }
         }
+        created.push(cur.strip_prefix(root).unwrap_or(&cur).to_path_buf());
     }
     Ok(cur)
 }
@@ -104,181 +115,152 @@ fn locked_flags(path: &Path) -> MsFlags {
     m
 }
 
-fn bind(src: &Path, target: &Path, read_only: bool, dev: bool, recursive: bool, step: &str) -> R {
-    let mut flags = MsFlags::MS_BIND;
-    if recursive {
-        flags |= MsFlags::MS_REC;
+fn ms_flags(f: Flags) -> MsFlags {
+    let mut m = MsFlags::empty();
+    for (on, flag) in [
+        (f.read_only, MsFlags::MS_RDONLY),
+        (f.nosuid, MsFlags::MS_NOSUID),
+        (f.nodev, MsFlags::MS_NODEV),
+        (f.noexec, MsFlags::MS_NOEXEC),
+    ] {
+        if on {
+            m |= flag;
+        }
     }
-    mount(Some(src), target, None::<&str>, flags, None::<&str>).map_err(sys(
+    m
+}
+
+fn bind(src: &Path, target: &Path, flags: Flags, recursive: bool, step: &str) -> R {
+    let mut bind = MsFlags::MS_BIND;
+    if recursive {
+        bind |= MsFlags::MS_REC;
+    }
+    mount(Some(src), target, None::<&str>, bind, None::<&str>).map_err(sys(
         step,
-        "mount(bind)",
+        Call::MountBind,
         target,
     ))?;
-    let mut re = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | locked_flags(target);
-    if !dev {
-        re |= MsFlags::MS_NODEV;
-    }
-    if read_only {
-        re |= MsFlags::MS_RDONLY;
-    }
+    let re = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | ms_flags(flags) | locked_flags(target);
     mount(None::<&str>, target, None::<&str>, re, None::<&str>).map_err(sys(
         step,
-        "mount(remount)",
+        Call::Remount,
         target,
     ))
 }
 
+/// Opens a resolved host path without following any symlink and checks it is still the file
+/// the parent resolved; the fd keeps that very object for the bind.
+fn open_source(src: &Path, check: Option<FileId>, step: &str) -> R<std::os::fd::OwnedFd> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = openat2(nix::fcntl::AT_FDCWD, src, how).map_err(sys(step, Call::Open, src))?;
+    if let Some(want) = check {
+        let m = nix::sys::stat::fstat(&fd).map_err(sys(step, Call::Stat, src))?;
+        if (m.st_dev, m.st_ino) != (want.dev, want.ino) {
+            return Err(ChildError::new(step, Call::Verify, Some(src), libc::ESTALE));
+        }
+    }
+    Ok(fd)
+}
+
+fn mount_fs(fstype: &str, target: &Path, flags: MsFlags, data: Option<&str>, call: Call, step: &str) -> R {
+    mount(Some(fstype), target, Some(fstype), flags, data).map_err(sys(step, call, target))
+}
+
 /// Mounts the app's root (overlay of the layers) at `scratch/root` on a private tmpfs, then
-/// every planned step; returns the new root.
-pub fn build_root(plan: &Plan, scratch: &Path) -> R<PathBuf> {
+/// every planned step; returns the new root and what was created in it (relative paths).
+pub fn build_root(plan: &Plan, scratch: &Path) -> R<(PathBuf, Vec<PathBuf>)> {
     let step = "mount a private tmpfs for the new root";
-    mount(
-        Some("tmpfs"),
-        scratch,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=0700"),
-    )
-    .map_err(sys(step, "mount(tmpfs)", scratch))?;
+    let nosuid_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount_fs("tmpfs", scratch, nosuid_nodev, Some("mode=0700"), Call::MountTmpfs, step)?;
     let root = scratch.join("root");
     let files = scratch.join("files");
     for d in [&root, &files] {
-        fs::create_dir(d).map_err(io(step, "mkdir", d))?;
+        fs::create_dir(d).map_err(io(step, Call::Mkdir, d))?;
     }
-    match &plan.root.upper {
-        Upper::Disabled { tree } => {
-            bind(
-                tree,
-                &root,
-                true,
-                false,
-                false,
-                "mount the app's merged layers read-only as its root",
-            )?;
+    match &plan.root.mode {
+        RootMode::ReadOnly { tree, .. } => {
+            let step = "mount the app's merged layers read-only as its root";
+            bind(tree, &root, Flags::RO, false, step)?;
         }
-        upper => {
-            let (upper, work) = match upper {
-                Upper::Persistent { upper, work } => (upper.clone(), work.clone()),
+        mode => {
+            let (upper, work) = match mode {
+                RootMode::Persistent { upper, work } => (upper.clone(), work.clone()),
                 _ => {
                     let (u, w) = (scratch.join("upper"), scratch.join("work"));
                     for d in [&u, &w] {
-                        fs::create_dir(d).map_err(io(step, "mkdir", d))?;
+                        fs::create_dir(d).map_err(io(step, Call::Mkdir, d))?;
                     }
                     (u, w)
                 }
             };
-            let lowers: Vec<String> = plan
-                .root
-                .lowers
-                .iter()
-                .map(|l| l.display().to_string())
-                .collect();
+            let lowers: Vec<String> = plan.root.lowers.iter().map(|l| l.display().to_string()).collect();
             let opts = format!(
                 "lowerdir={},upperdir={},workdir={},userxattr",
                 lowers.join(":"),
                 upper.display(),
                 work.display()
             );
-            mount(
-                Some("overlay"),
-                &root,
-                Some("overlay"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                Some(opts.as_str()),
-            )
-            .map_err(sys(
-                "mount the app's layers as its root",
-                "mount(overlay)",
-                &root,
-            ))?;
+            let step = "mount the app's layers as its root";
+            mount_fs("overlay", &root, nosuid_nodev, Some(&opts), Call::MountOverlay, step)?;
         }
     }
-
+    let mut created = Vec::new();
     for (i, s) in plan.steps.iter().enumerate() {
         let step = format!("prepare {}", s.dst().display());
+        let c = &mut created;
         match s {
-            Step::Bind {
-                src,
-                dst,
-                read_only,
-                dev,
-            } => {
-                let is_dir = fs::metadata(src).map_err(io(&step, "stat", src))?.is_dir();
-                let target = prepare_target(&root, dst, is_dir, &step)?;
-                bind(src, &target, *read_only, *dev, *dev && is_dir, &step)?;
+            Step::Bind { src, dst, is_dir, recursive, flags, check, .. } => {
+                let fd = open_source(src, *check, &step)?;
+                let target = prepare_target(&root, dst, *is_dir, &step, c)?;
+                let by_fd = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)));
+                bind(&by_fd, &target, *flags, *recursive, &step)?;
             }
             Step::Tmpfs { dst, mode } => {
-                let target = prepare_target(&root, dst, true, &step)?;
+                let target = prepare_target(&root, dst, true, &step, c)?;
                 let opts = format!("mode={mode:o}");
-                mount(
-                    Some("tmpfs"),
-                    &target,
-                    Some("tmpfs"),
-                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                    Some(opts.as_str()),
-                )
-                .map_err(sys(&step, "mount(tmpfs)", &target))?;
+                mount_fs("tmpfs", &target, nosuid_nodev, Some(&opts), Call::MountTmpfs, &step)?;
             }
             Step::Proc { dst } => {
-                let target = prepare_target(&root, dst, true, &step)?;
-                mount(
-                    Some("proc"),
-                    &target,
-                    Some("proc"),
-                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                    None::<&str>,
-                )
-                .map_err(sys(&step, "mount(proc)", &target))?;
+                let target = prepare_target(&root, dst, true, &step, c)?;
+                mount_fs("proc", &target, ms_flags(Flags::PROC), None, Call::MountProc, &step)?;
             }
             Step::Devpts { dst } => {
-                let target = prepare_target(&root, dst, true, &step)?;
-                mount(
-                    Some("devpts"),
-                    &target,
-                    Some("devpts"),
-                    MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-                    Some("newinstance,ptmxmode=0666,mode=620"),
-                )
-                .map_err(sys(&step, "mount(devpts)", &target))?;
+                let target = prepare_target(&root, dst, true, &step, c)?;
+                let opts = Some("newinstance,ptmxmode=0666,mode=620");
+                let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+                mount_fs("devpts", &target, flags, opts, Call::MountDevpts, &step)?;
             }
             Step::Symlink { target, dst } => {
                 if let Some(parent) = dst.parent() {
-                    prepare_target(&root, parent, true, &step)?;
+                    prepare_target(&root, parent, true, &step, c)?;
                 }
                 let at = root.join(dst.strip_prefix("/").unwrap_or(dst));
-                std::os::unix::fs::symlink(target, &at).map_err(io(&step, "symlink", &at))?;
+                std::os::unix::fs::symlink(target, &at).map_err(io(&step, Call::MakeSymlink, &at))?;
             }
             Step::Mask { dst } => {
-                let target = prepare_target(&root, dst, true, &step)?;
-                let flags = MsFlags::MS_NOSUID
-                    | MsFlags::MS_NODEV
-                    | MsFlags::MS_NOEXEC
-                    | MsFlags::MS_RDONLY;
-                mount(
-                    Some("tmpfs"),
-                    &target,
-                    Some("tmpfs"),
-                    flags,
-                    Some("mode=0500,size=0"),
-                )
-                .map_err(sys(&step, "mount(tmpfs, ro)", &target))?;
+                let target = prepare_target(&root, dst, true, &step, c)?;
+                let opts = Some("mode=0500,size=0");
+                mount_fs("tmpfs", &target, ms_flags(Flags::MASK), opts, Call::MountMask, &step)?;
             }
             Step::File { dst, contents } => {
                 let src = files.join(i.to_string());
-                fs::write(&src, contents).map_err(io(&step, "write", &src))?;
-                let target = prepare_target(&root, dst, false, &step)?;
-                bind(&src, &target, true, false, false, &step)?;
+                fs::write(&src, contents).map_err(io(&step, Call::Write, &src))?;
+                let target = prepare_target(&root, dst, false, &step, c)?;
+                bind(&src, &target, Flags::RO, false, &step)?;
             }
         }
     }
-    Ok(root)
+    Ok((root, created))
 }
 
 /// Makes `root` the process's `/` and detaches the host's root (pivot_root(2), "." trick).
 pub fn pivot_into(root: &Path) -> R {
     let step = "switch to the app's root";
-    nix::unistd::chdir(root).map_err(sys(step, "chdir", root))?;
-    nix::unistd::pivot_root(".", ".").map_err(sys(step, "pivot_root", root))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(sys(step, "umount2(old root)", Path::new("/")))?;
-    nix::unistd::chdir("/").map_err(sys(step, "chdir", Path::new("/")))
+    nix::unistd::chdir(root).map_err(sys(step, Call::Chdir, root))?;
+    nix::unistd::pivot_root(".", ".").map_err(sys(step, Call::PivotRoot, root))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(sys(step, Call::UmountOldRoot, Path::new("/")))?;
+    nix::unistd::chdir("/").map_err(sys(step, Call::Chdir, Path::new("/")))
 }

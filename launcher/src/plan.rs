@@ -1,56 +1,116 @@
-//! `Plan`: the sandbox as plain data — the root (layers and upper), an ordered list of mount
-//! steps, argv, environment, working directory, and the Landlock rules that mirror the mounts.
-//! Built in the parent from a [`SandboxSpec`] and the [`Host`] facts, unit-tested here; the
-//! child after clone only walks it.
+//! `Plan`: the whole sandbox as plain data — namespaces, the root (layers, writable layer and
+//! its mode), an ordered list of mount steps with their flags, argv, environment, working
+//! directory, and the Landlock rule set that mirrors the mounts. Built in the parent from a
+//! [`SandboxSpec`], the [`Host`] facts and the host's files as a [`HostFs`] resolves them;
+//! unit-tested here; the child after clone only walks it and decides nothing.
 //!
 //! Invariants: every destination is absolute; a parent directory's step comes before the
-//! steps nested in it; nothing of the host is exposed but what a step names; host paths in
-//! binds are the same paths inside, except the private home, which appears at the real home
-//! path.
+//! steps nested in it; nothing of the host is exposed but what a step names; every bind's
+//! source is resolved (absolute, no symlinks), and grants are checked on the resolved path:
+//! kernel and daemon interfaces, the host's system directories and Capsa's own directories
+//! are refused, and Capsa's directories are masked wherever a grant would show them. The
+//! private home appears at the real home path.
 
 use std::path::{Path, PathBuf};
 
-use bundle_format::permissions::{Device, FsTarget, Socket};
-use bundle_format::Permission;
+use bundle_format::permissions::{Device, FsTarget};
+use bundle_format::{Enforcement, Permission};
 
-use crate::host::Host;
+use crate::error::LaunchError;
+use crate::host::{FileId, Host, HostFs};
 use crate::spec::SandboxSpec;
+
+mod landlock;
+mod sockets;
+#[cfg(test)]
+mod tests;
+
+pub use landlock::{FsAccess, LandlockPlan};
+
+/// A namespace the sandbox gets of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Namespace {
+    User,
+    Mount,
+    Pid,
+    Ipc,
+    Uts,
+    Net,
+}
+
+/// Mount flags a step is made with (and a bind is remounted with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags {
+    pub read_only: bool,
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+}
+
+impl Flags {
+    pub const RW: Flags = Flags {
+        read_only: false,
+        nosuid: true,
+        nodev: true,
+        noexec: false,
+    };
+    pub const RO: Flags = Flags {
+        read_only: true,
+        ..Flags::RW
+    };
+    /// Device nodes: nodev would make them useless.
+    pub const DEV: Flags = Flags {
+        nodev: false,
+        ..Flags::RW
+    };
+    pub const PROC: Flags = Flags {
+        noexec: true,
+        ..Flags::RW
+    };
+    pub const MASK: Flags = Flags {
+        read_only: true,
+        noexec: true,
+        ..Flags::RW
+    };
+}
+
+/// Why a host path is bound (for the report and the cleanup of mount points).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindWhy {
+    System,
+    Home,
+    Grant,
+    OpenFile,
+    Socket,
+}
 
 /// One mount step, relative to the new root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Bind a host path. `dev`: keep device access (device nodes only).
+    /// Bind a resolved host path. The child opens `src` without following any symlink and,
+    /// when `check` is set, refuses unless it is still that very file; then it binds the fd.
     Bind {
         src: PathBuf,
         dst: PathBuf,
-        read_only: bool,
-        dev: bool,
+        is_dir: bool,
+        recursive: bool,
+        flags: Flags,
+        check: Option<FileId>,
+        why: BindWhy,
     },
     Tmpfs {
         dst: PathBuf,
         mode: u32,
     },
-    /// A fresh procfs for the sandbox's pid namespace.
-    Proc {
-        dst: PathBuf,
-    },
+    /// A fresh procfs for the sandbox's pid namespace (nosuid, nodev, noexec).
+    Proc { dst: PathBuf },
     /// A new devpts instance (the sandbox's own ptys).
-    Devpts {
-        dst: PathBuf,
-    },
-    Symlink {
-        target: PathBuf,
-        dst: PathBuf,
-    },
-    /// A file made by the launcher (passwd, group), bound read-only.
-    File {
-        dst: PathBuf,
-        contents: String,
-    },
+    Devpts { dst: PathBuf },
+    Symlink { target: PathBuf, dst: PathBuf },
+    /// A file made by the launcher (passwd, group, resolv.conf), bound read-only.
+    File { dst: PathBuf, contents: String },
     /// An empty read-only tmpfs over a host directory a grant would otherwise expose.
-    Mask {
-        dst: PathBuf,
-    },
+    Mask { dst: PathBuf },
 }
 
 impl Step {
@@ -67,117 +127,173 @@ impl Step {
     }
 }
 
-/// Where the root's writable layer lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Upper {
-    /// Persistent per-app state (`$XDG_DATA_HOME/capsa/state/<id>/{upper,work}`).
-    Persistent { upper: PathBuf, work: PathBuf },
-    /// A tmpfs: changes vanish with the sandbox (`--ephemeral`, or another instance holds the
-    /// persistent upper; then that upper is stacked read-only below).
-    Tmpfs,
-    /// No writable layer: overlayfs cannot be used, so the root is `tree`, the layers merged
-    /// with hardlinks, mounted read-only (`lowers` is then empty).
-    Disabled { tree: PathBuf },
+/// Why the root has no writable layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// `CAPSA_OVERLAY=off`.
+    Disabled,
+    /// Mounting overlayfs failed with this errno.
+    Unavailable(i32),
 }
 
-/// The app's root: the bundle's layers (top first) and a writable upper.
+/// How the root is made and where its writes go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootMode {
+    /// Overlay with the app's persistent upper (`state/<app>/{upper,work}`).
+    Persistent { upper: PathBuf, work: PathBuf },
+    /// Overlay with a tmpfs upper: changes vanish with the sandbox (`--ephemeral`).
+    Ephemeral,
+    /// Another instance owns the persistent upper: it is stacked read-only below a tmpfs.
+    Busy,
+    /// `tree`, the layers merged with hardlinks, mounted read-only.
+    ReadOnly { tree: PathBuf, why: Fallback },
+}
+
+/// The app's root: the bundle's layers (top first) and how it is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Root {
     pub lowers: Vec<PathBuf>,
-    pub upper: Upper,
+    pub mode: RootMode,
 }
 
-/// Landlock rules that mirror the mounts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LandlockRules {
-    pub required: bool,
-    /// Read-only (and executable) beneath these paths.
-    pub read_only: Vec<PathBuf>,
-    /// Read-write beneath these paths.
-    pub read_write: Vec<PathBuf>,
-    /// Paths excluded from the root's writable top-level directories (mount points).
-    pub not_root: Vec<PathBuf>,
-    /// Outgoing TCP allowed to these ports only; `None`: not restricted by Landlock.
-    pub tcp_connect: Option<Vec<u16>>,
-}
-
-/// Per-app directories on the host.
+/// Per-app directories and facts the planner needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dirs {
     pub root: Root,
+    /// The top-level directories of the app's layers (writable through the overlay).
+    pub root_dirs: Vec<PathBuf>,
     /// The private home, shown at the real home path unless `filesystem=home` is granted;
     /// `None` for an ephemeral run (a tmpfs home).
     pub private_home: Option<PathBuf>,
-    /// Host directories no app may see even when a grant covers them: capsa's own store,
-    /// state and cache (else an app granted `filesystem=home` could rewrite its overrides).
+    /// Capsa's own store, state and cache: never shown, refused as grants.
     pub hidden: Vec<PathBuf>,
+}
+
+/// A grant that could not be honoured, for the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    Missing { grant: String, path: PathBuf },
+    NoDisplay,
 }
 
 /// The whole sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    pub namespaces: Vec<Namespace>,
     pub root: Root,
     pub steps: Vec<Step>,
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
-    pub unshare_net: bool,
-    pub landlock: LandlockRules,
-    /// Grants that could not be honoured (a missing host path or socket), for the report.
-    pub notes: Vec<String>,
+    pub landlock: LandlockPlan,
+    pub uid: u32,
+    pub gid: u32,
+    pub notes: Vec<Note>,
+}
+
+impl Plan {
+    pub fn has(&self, ns: Namespace) -> bool {
+        self.namespaces.contains(&ns)
+    }
 }
 
 const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Host trees a grant may never expose (at or below): kernel interfaces and the system
+/// directories the app has its own copies of.
+const RESERVED: &[(&str, &str)] = &[
+    ("/proc", "it is the host's process table (every process, their files and memory maps)"),
+    ("/sys", "it is the kernel's device and control interface"),
+    ("/dev", "devices are given with device=dri or device=all"),
+    ("/usr", "the app has its own system files and never sees the host's"),
+    ("/bin", "the app has its own system files and never sees the host's"),
+    ("/sbin", "the app has its own system files and never sees the host's"),
+    ("/lib", "the app has its own libraries and never sees the host's"),
+    ("/lib32", "the app has its own libraries and never sees the host's"),
+    ("/lib64", "the app has its own libraries and never sees the host's"),
+    ("/libx32", "the app has its own libraries and never sees the host's"),
+    ("/etc", "the app has its own /etc; give it a file or folder elsewhere"),
+];
 
-fn bind(src: impl Into<PathBuf>, dst: impl Into<PathBuf>, read_only: bool) -> Step {
-    Step::Bind {
-        src: src.into(),
-        dst: dst.into(),
-        read_only,
-        dev: false,
+/// A grant's resolved path, refused when it is a kernel or daemon interface or Capsa's own.
+fn check_grant(grant: &str, path: &Path, run_user: &Path, hidden: &[PathBuf]) -> Result<(), LaunchError> {
+    let refuse = |why: &str| {
+        Err(LaunchError::Refused {
+            grant: grant.to_owned(),
+            why: format!("{} {why}", path.display()),
+        })
+    };
+    if path == Path::new("/") {
+        return refuse("is the whole host root");
     }
+    if let Some((_, why)) = RESERVED.iter().find(|(r, _)| path.starts_with(r)) {
+        return refuse(&format!("is refused: {why}"));
+    }
+    if run_user.starts_with(path) || path.starts_with(run_user) {
+        return refuse("holds the session's sockets (the unfiltered session bus); use socket= permissions");
+    }
+    if hidden.iter().any(|h| path.starts_with(h)) {
+        return refuse("is Capsa's own data: no app may see it");
+    }
+    Ok(())
 }
 
-/// Builds the plan. `exists` says whether a host path exists (injected for tests).
-pub fn plan(spec: &SandboxSpec, host: &Host, dirs: &Dirs, exists: &dyn Fn(&Path) -> bool) -> Plan {
-    let mut steps = Vec::new();
-    let mut notes = Vec::new();
-    let mut env: Vec<(String, String)> = Vec::new();
-    let run_user = PathBuf::from(format!("/run/user/{}", host.uid));
+struct Builder<'a> {
+    spec: &'a SandboxSpec,
+    host: &'a Host,
+    fs: &'a dyn HostFs,
+    steps: Vec<Step>,
+    notes: Vec<Note>,
+    env: Vec<(String, String)>,
+}
 
-    steps.push(Step::Proc {
-        dst: "/proc".into(),
-    });
-    if spec.has(&Permission::Device(Device::All)) {
-        steps.push(Step::Bind {
-            src: "/dev".into(),
-            dst: "/dev".into(),
-            read_only: false,
-            dev: true,
+impl Builder<'_> {
+    /// Binds a host path at `dst`, resolved; `check` pins it to the resolved file's identity.
+    fn bind(&mut self, src: &Path, dst: &Path, flags: Flags, why: BindWhy, check: bool) -> bool {
+        let Some(r) = self.fs.resolve(src) else {
+            return false;
+        };
+        self.steps.push(Step::Bind {
+            src: r.path,
+            dst: dst.to_path_buf(),
+            is_dir: r.is_dir,
+            recursive: false,
+            flags,
+            check: check.then_some(r.id),
+            why,
         });
-    } else {
-        steps.push(Step::Tmpfs {
+        true
+    }
+
+    fn dev(&mut self) {
+        if self.spec.grants.has(&Permission::Device(Device::All)) {
+            self.steps.push(Step::Bind {
+                src: "/dev".into(),
+                dst: "/dev".into(),
+                is_dir: true,
+                recursive: true,
+                flags: Flags::DEV,
+                check: None,
+                why: BindWhy::System,
+            });
+            return;
+        }
+        self.steps.push(Step::Tmpfs {
             dst: "/dev".into(),
             mode: 0o755,
         });
         for n in DEV_NODES {
             let p = PathBuf::from("/dev").join(n);
-            steps.push(Step::Bind {
-                src: p.clone(),
-                dst: p,
-                read_only: false,
-                dev: true,
-            });
+            self.bind(&p, &p, Flags::DEV, BindWhy::System, false);
         }
-        steps.push(Step::Devpts {
+        self.steps.push(Step::Devpts {
             dst: "/dev/pts".into(),
         });
-        steps.push(Step::Symlink {
+        self.steps.push(Step::Symlink {
             target: "pts/ptmx".into(),
             dst: "/dev/ptmx".into(),
         });
-        steps.push(Step::Tmpfs {
+        self.steps.push(Step::Tmpfs {
             dst: "/dev/shm".into(),
             mode: 0o1777,
         });
@@ -187,57 +303,105 @@ pub fn plan(spec: &SandboxSpec, host: &Host, dirs: &Dirs, exists: &dyn Fn(&Path)
             ("/proc/self/fd/1", "/dev/stdout"),
             ("/proc/self/fd/2", "/dev/stderr"),
         ] {
-            steps.push(Step::Symlink {
+            self.steps.push(Step::Symlink {
                 target: t.into(),
                 dst: d.into(),
             });
         }
-        if spec.has(&Permission::Device(Device::Dri)) {
-            if exists(Path::new("/dev/dri")) {
-                steps.push(Step::Bind {
-                    src: "/dev/dri".into(),
-                    dst: "/dev/dri".into(),
-                    read_only: false,
-                    dev: true,
+        if self.spec.grants.has(&Permission::Device(Device::Dri)) {
+            let dri = Path::new("/dev/dri");
+            if !self.bind(dri, dri, Flags::DEV, BindWhy::System, false) {
+                self.notes.push(Note::Missing {
+                    grant: "device=dri".into(),
+                    path: dri.into(),
                 });
-            } else {
-                notes.push("device=dri: the host has no /dev/dri".into());
             }
         }
     }
-    steps.push(Step::Tmpfs {
-        dst: "/tmp".into(),
-        mode: 0o1777,
-    });
-    steps.push(Step::Tmpfs {
-        dst: "/run".into(),
-        mode: 0o755,
-    });
-    steps.push(Step::Tmpfs {
+
+    /// Name resolution: the host's files with the full network; with TCP ports only, a
+    /// generated resolv.conf that makes glibc use TCP (`options use-vc`), since UDP is closed.
+    fn resolver(&mut self) {
+        if self.spec.grants.network_all() {
+            for f in ["/etc/resolv.conf", "/etc/hosts"] {
+                self.bind(Path::new(f), Path::new(f), Flags::RO, BindWhy::System, false);
+            }
+        } else if self.spec.grants.tcp_ports().is_some() {
+            let text = self
+                .fs
+                .resolve(Path::new("/etc/resolv.conf"))
+                .and_then(|r| std::fs::read_to_string(r.path).ok())
+                .unwrap_or_default();
+            self.steps.push(Step::File {
+                dst: "/etc/resolv.conf".into(),
+                contents: tcp_resolv_conf(&text),
+            });
+            self.bind(Path::new("/etc/hosts"), Path::new("/etc/hosts"), Flags::RO, BindWhy::System, false);
+        }
+    }
+}
+
+/// The host's nameservers and search list, with glibc told to use TCP.
+pub fn tcp_resolv_conf(host: &str) -> String {
+    let mut out = String::from("# generated by capsa: UDP is closed under port grants\n");
+    for l in host.lines() {
+        let l = l.trim();
+        if l.starts_with("nameserver") || l.starts_with("search") || l.starts_with("domain") {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out.push_str("options use-vc\n");
+    out
+}
+
+/// The path a filesystem grant names on the host.
+fn grant_path(target: &FsTarget, host: &Host) -> Option<PathBuf> {
+    match target {
+        FsTarget::Home => Some(host.home.clone()),
+        FsTarget::HomeSub(s) => Some(host.home.join(s)),
+        FsTarget::Xdg(name) => host.user_dirs.get(name).cloned(),
+        FsTarget::Path(p) => Some(PathBuf::from(p)),
+    }
+}
+
+/// Builds the plan; refuses grants of reserved host paths.
+pub fn plan(spec: &SandboxSpec, host: &Host, dirs: &Dirs, fs: &dyn HostFs) -> Result<Plan, LaunchError> {
+    let run_user = PathBuf::from(format!("/run/user/{}", host.uid));
+    let hidden: Vec<PathBuf> = dirs
+        .hidden
+        .iter()
+        .map(|h| fs.resolve(h).map(|r| r.path).unwrap_or_else(|| h.clone()))
+        .collect();
+    let mut b = Builder {
+        spec,
+        host,
+        fs,
+        steps: vec![Step::Proc { dst: "/proc".into() }],
+        notes: Vec::new(),
+        env: Vec::new(),
+    };
+    b.dev();
+    for (dst, mode) in [("/tmp", 0o1777), ("/run", 0o755)] {
+        b.steps.push(Step::Tmpfs { dst: dst.into(), mode });
+    }
+    b.steps.push(Step::Tmpfs {
         dst: run_user.clone(),
         mode: 0o700,
     });
-    env.push(("XDG_RUNTIME_DIR".into(), run_user.display().to_string()));
-    steps.push(Step::File {
+    b.env.push(("XDG_RUNTIME_DIR".into(), run_user.display().to_string()));
+    b.steps.push(Step::File {
         dst: "/etc/passwd".into(),
         contents: host.passwd(),
     });
-    steps.push(Step::File {
+    b.steps.push(Step::File {
         dst: "/etc/group".into(),
         contents: host.group(),
     });
     if let Some(lt) = &host.localtime {
-        steps.push(bind(lt, "/etc/localtime", true));
+        b.bind(lt, Path::new("/etc/localtime"), Flags::RO, BindWhy::System, false);
     }
-    if spec.shares_network() {
-        for f in ["/etc/resolv.conf", "/etc/hosts"] {
-            match std::fs::canonicalize(f).ok().filter(|p| exists(p)) {
-                Some(src) => steps.push(bind(src, f, true)),
-                None if exists(Path::new(f)) => steps.push(bind(f, f, true)),
-                None => {}
-            }
-        }
-    }
+    b.resolver();
 
     // Home: the real one when granted, else the app's private one at the same path.
     let home_grant = spec.grants.iter().find_map(|g| match g {
@@ -247,60 +411,67 @@ pub fn plan(spec: &SandboxSpec, host: &Host, dirs: &Dirs, exists: &dyn Fn(&Path)
         } => Some(*read_only),
         _ => None,
     });
-    match home_grant {
-        Some(ro) => steps.push(bind(&host.home, &host.home, ro)),
-        None => match &dirs.private_home {
-            Some(p) => steps.push(bind(p, &host.home, false)),
-            None => steps.push(Step::Tmpfs {
-                dst: host.home.clone(),
-                mode: 0o700,
-            }),
-        },
-    }
     let mut grants: Vec<(PathBuf, bool, String)> = Vec::new();
-    for g in &spec.grants {
-        if let Permission::Filesystem { target, read_only } = g {
-            let path = match target {
-                FsTarget::Home => continue,
-                FsTarget::HomeSub(s) => host.home.join(s),
-                FsTarget::Xdg(name) => match host.user_dirs.get(name) {
-                    Some(p) => p.clone(),
-                    None => continue,
-                },
-                FsTarget::Path(p) => PathBuf::from(p),
-            };
-            grants.push((path, *read_only, g.to_string()));
+    for g in spec.grants.iter() {
+        let Permission::Filesystem { target, read_only } = g else {
+            continue;
+        };
+        let Some(path) = grant_path(target, host) else {
+            continue;
+        };
+        match fs.resolve(&path) {
+            Some(r) => check_grant(&g.to_string(), &r.path, &run_user, &hidden)?,
+            None => {
+                b.notes.push(Note::Missing {
+                    grant: g.to_string(),
+                    path,
+                });
+                continue;
+            }
         }
+        grants.push((path, *read_only, g.to_string()));
+    }
+    let home = host.home.clone();
+    match (home_grant, &dirs.private_home) {
+        (Some(_), _) => {}
+        (None, Some(p)) => {
+            b.bind(p, &home, Flags::RW, BindWhy::Home, true);
+        }
+        (None, None) => b.steps.push(Step::Tmpfs {
+            dst: home.clone(),
+            mode: 0o700,
+        }),
     }
     grants.sort_by_key(|(p, _, _)| p.components().count());
-    for (path, ro, name) in grants {
-        if exists(&path) {
-            steps.push(bind(&path, &path, ro));
-        } else {
-            notes.push(format!(
-                "{name}: {} does not exist on the host, not exposed",
-                path.display()
-            ));
-        }
+    for (path, ro, _) in grants {
+        let flags = if ro { Flags::RO } else { Flags::RW };
+        b.bind(&path, &path, flags, BindWhy::Grant, true);
     }
-
     for f in &spec.open_files {
-        steps.push(bind(f, f, false));
+        if hidden.iter().any(|h| f.path.starts_with(h)) {
+            return Err(LaunchError::Refused {
+                grant: format!("--open-files {}", f.path.display()),
+                why: "it is Capsa's own data: no app may see it".into(),
+            });
+        }
+        b.steps.push(Step::Bind {
+            src: f.path.clone(),
+            dst: f.path.clone(),
+            is_dir: false,
+            recursive: false,
+            flags: Flags::RW,
+            check: Some(f.id),
+            why: BindWhy::OpenFile,
+        });
     }
-    // Capsa's own directories stay hidden under any grant that would show them.
-    for h in &dirs.hidden {
-        let exposed = steps.iter().any(|s| matches!(s, Step::Bind { src, dst, dev: false, .. } if src == dst && h.starts_with(src)));
-        if exposed && exists(h) {
-            steps.push(Step::Mask { dst: h.clone() });
+    b.steps.extend(masks(&b.steps, &hidden));
+    for g in spec.grants.iter() {
+        if let Permission::Socket(s) = g {
+            sockets::socket(&mut b, *s, &run_user);
         }
     }
-    for g in &spec.grants {
-        let Permission::Socket(s) = g else { continue };
-        socket(
-            *s, host, &run_user, exists, &mut steps, &mut env, &mut notes,
-        );
-    }
 
+    let mut env = std::mem::take(&mut b.env);
     env.extend([
         ("HOME".to_owned(), host.home.display().to_string()),
         ("USER".to_owned(), host.user.clone()),
@@ -320,368 +491,81 @@ pub fn plan(spec: &SandboxSpec, host: &Host, dirs: &Dirs, exists: &dyn Fn(&Path)
         deduped.retain(|(x, _)| *x != k);
         deduped.push((k, v));
     }
-
     let cwd = match &spec.workdir {
         Some(w) => PathBuf::from(w),
-        None => visible_cwd(&host.cwd, &steps, &host.home).unwrap_or_else(|| host.home.clone()),
+        None => visible_cwd(&host.cwd, &b.steps, &host.home).unwrap_or_else(|| host.home.clone()),
     };
-    let landlock = landlock_rules(spec, &steps);
-    Plan {
+    let mut namespaces = vec![
+        Namespace::User,
+        Namespace::Mount,
+        Namespace::Pid,
+        Namespace::Ipc,
+        Namespace::Uts,
+    ];
+    if !spec.grants.shares_network() {
+        namespaces.push(Namespace::Net);
+    }
+    let landlock = landlock::rules(
+        &b.steps,
+        &dirs.root,
+        &dirs.root_dirs,
+        spec.grants.tcp_ports(),
+        spec.landlock == Enforcement::Required,
+    );
+    Ok(Plan {
+        namespaces,
         root: dirs.root.clone(),
-        steps,
+        steps: b.steps,
         argv: spec.argv.clone(),
         env: deduped,
         cwd,
-        unshare_net: !spec.shares_network(),
         landlock,
-        notes,
+        uid: host.uid,
+        gid: host.gid,
+        notes: b.notes,
+    })
+}
+
+/// A mask over each of Capsa's directories that a bind would show, at the place it shows:
+/// compared by resolved paths, so `/home -> /var/home` cannot slip past.
+fn masks(steps: &[Step], hidden: &[PathBuf]) -> Vec<Step> {
+    let mut out = Vec::new();
+    for s in steps {
+        let Step::Bind {
+            src,
+            dst,
+            is_dir: true,
+            why: BindWhy::Grant | BindWhy::Home,
+            ..
+        } = s
+        else {
+            continue;
+        };
+        for h in hidden {
+            if let Ok(rest) = h.strip_prefix(src) {
+                let at = dst.join(rest);
+                if !out.iter().any(|m: &Step| m.dst() == at) {
+                    out.push(Step::Mask { dst: at });
+                }
+            }
+        }
     }
+    out
 }
 
 /// The host's working directory, when the same directory is visible inside.
 fn visible_cwd(cwd: &Path, steps: &[Step], home: &Path) -> Option<PathBuf> {
+    if cwd == home {
+        return Some(cwd.to_path_buf());
+    }
     steps.iter().find_map(|s| match s {
         Step::Bind {
             src,
             dst,
-            dev: false,
+            is_dir: true,
+            why: BindWhy::Grant,
             ..
-        } if src == dst && src != Path::new("/") && cwd.starts_with(src) => Some(cwd.to_path_buf()),
-        _ if cwd == home => Some(cwd.to_path_buf()),
+        } if src == dst && cwd.starts_with(src) => Some(cwd.to_path_buf()),
         _ => None,
     })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn socket(
-    s: Socket,
-    host: &Host,
-    run_user: &Path,
-    exists: &dyn Fn(&Path) -> bool,
-    steps: &mut Vec<Step>,
-    env: &mut Vec<(String, String)>,
-    notes: &mut Vec<String>,
-) {
-    let runtime = host.runtime_dir.clone();
-    let mut expose = |src: PathBuf, dst: PathBuf, what: &str| -> bool {
-        if exists(&src) {
-            steps.push(bind(src, dst, false));
-            true
-        } else {
-            notes.push(format!(
-                "socket={what}: {} not found on the host",
-                src.display()
-            ));
-            false
-        }
-    };
-    match s {
-        Socket::X11 => {
-            let Some(display) = host.env.get("DISPLAY") else {
-                notes.push("socket=x11: DISPLAY is not set".into());
-                return;
-            };
-            if expose("/tmp/.X11-unix".into(), "/tmp/.X11-unix".into(), "x11") {
-                env.push(("DISPLAY".into(), display.clone()));
-            }
-            if let Some(xa) = host
-                .env
-                .get("XAUTHORITY")
-                .map(PathBuf::from)
-                .filter(|p| exists(p))
-            {
-                steps.push(bind(&xa, &xa, true));
-                env.push(("XAUTHORITY".into(), xa.display().to_string()));
-            }
-        }
-        Socket::Wayland => {
-            let name = host
-                .env
-                .get("WAYLAND_DISPLAY")
-                .cloned()
-                .unwrap_or_else(|| "wayland-0".into());
-            let src = if name.starts_with('/') {
-                PathBuf::from(&name)
-            } else {
-                runtime.unwrap_or_default().join(&name)
-            };
-            if expose(src, run_user.join("wayland-0"), "wayland") {
-                env.push(("WAYLAND_DISPLAY".into(), "wayland-0".into()));
-            }
-        }
-        Socket::Pulseaudio => {
-            if expose(
-                runtime.unwrap_or_default().join("pulse/native"),
-                run_user.join("pulse/native"),
-                "pulseaudio",
-            ) {
-                env.push((
-                    "PULSE_SERVER".into(),
-                    format!("unix:{}", run_user.join("pulse/native").display()),
-                ));
-            }
-        }
-        Socket::Pipewire => {
-            expose(
-                runtime.unwrap_or_default().join("pipewire-0"),
-                run_user.join("pipewire-0"),
-                "pipewire",
-            );
-        }
-        Socket::SessionBus => {
-            let addr = host
-                .env
-                .get("DBUS_SESSION_BUS_ADDRESS")
-                .cloned()
-                .unwrap_or_default();
-            let path = addr
-                .split(',')
-                .find_map(|p| p.strip_prefix("unix:path="))
-                .map(PathBuf::from)
-                .or_else(|| runtime.map(|r| r.join("bus")));
-            match path {
-                Some(p) if expose(p.clone(), run_user.join("bus"), "session-bus") => {
-                    env.push((
-                        "DBUS_SESSION_BUS_ADDRESS".into(),
-                        format!("unix:path={}", run_user.join("bus").display()),
-                    ));
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-fn landlock_rules(spec: &SandboxSpec, steps: &[Step]) -> LandlockRules {
-    let mut r = LandlockRules {
-        required: spec.landlock == bundle_format::Enforcement::Required,
-        tcp_connect: spec
-            .tcp_ports()
-            .map(<[u16]>::to_vec)
-            .or(if spec.network_all() {
-                None
-            } else {
-                Some(Vec::new())
-            }),
-        ..Default::default()
-    };
-    for s in steps {
-        let dst = s.dst().to_path_buf();
-        match s {
-            Step::Proc { .. } => r.read_only.push(dst.clone()),
-            Step::Bind {
-                read_only: true, ..
-            }
-            | Step::File { .. }
-            | Step::Mask { .. } => r.read_only.push(dst.clone()),
-            Step::Bind { .. } | Step::Tmpfs { .. } | Step::Devpts { .. } => {
-                r.read_write.push(dst.clone())
-            }
-            Step::Symlink { .. } => continue,
-        }
-        if dst.components().count() == 2 {
-            r.not_root.push(dst);
-        }
-    }
-    r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::{BTreeMap, BTreeSet};
-
-    fn host() -> Host {
-        let mut env = BTreeMap::new();
-        env.insert("DISPLAY".to_owned(), ":0".to_owned());
-        env.insert("TERM".to_owned(), "xterm".to_owned());
-        env.insert("LD_PRELOAD".to_owned(), "/evil.so".to_owned());
-        Host {
-            uid: 1000,
-            gid: 1000,
-            user: "u".into(),
-            home: "/home/u".into(),
-            cwd: "/home/u/project".into(),
-            env,
-            runtime_dir: Some("/run/user/1000".into()),
-            user_dirs: crate::host::user_dirs(Path::new("/home/u"), None),
-            localtime: Some("/usr/share/zoneinfo/UTC".into()),
-        }
-    }
-
-    fn dirs() -> Dirs {
-        Dirs {
-            root: Root {
-                lowers: vec!["/c/app".into(), "/c/libc".into()],
-                upper: Upper::Tmpfs,
-            },
-            private_home: Some("/s/home".into()),
-            hidden: vec![
-                "/home/u/.local/share/capsa".into(),
-                "/home/u/.cache/capsa".into(),
-            ],
-        }
-    }
-
-    fn spec(grants: &[&str]) -> SandboxSpec {
-        SandboxSpec {
-            app_id: "org.example.App".into(),
-            grants: grants
-                .iter()
-                .map(|g| g.parse().unwrap())
-                .collect::<BTreeSet<_>>(),
-            landlock: Default::default(),
-            argv: vec!["/usr/bin/app".into()],
-            env: vec![("A".into(), "1".into())],
-            workdir: None,
-            ephemeral: false,
-            open_files: vec![],
-        }
-    }
-
-    fn yes(_: &Path) -> bool {
-        true
-    }
-
-    #[test]
-    fn no_grants_means_private_home_no_network_no_host_files() {
-        let p = plan(&spec(&[]), &host(), &dirs(), &yes);
-        assert!(p.unshare_net);
-        assert!(p.steps.contains(&bind("/s/home", "/home/u", false)));
-        let host_binds: Vec<&Path> = p
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::Bind {
-                    src, dev: false, ..
-                } => Some(src.as_path()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(
-            host_binds,
-            [Path::new("/usr/share/zoneinfo/UTC"), Path::new("/s/home")],
-            "unexpected host paths exposed"
-        );
-        assert_eq!(
-            p.cwd,
-            Path::new("/home/u"),
-            "cwd outside what is visible falls back to home"
-        );
-        assert_eq!(p.landlock.tcp_connect, Some(vec![]));
-        let env: BTreeMap<_, _> = p.env.iter().cloned().collect();
-        assert_eq!(env["HOME"], "/home/u");
-        assert_eq!(env["A"], "1");
-        assert_eq!(env["TERM"], "xterm");
-        assert!(!env.contains_key("LD_PRELOAD") && !env.contains_key("DISPLAY"));
-    }
-
-    #[test]
-    fn grants_expose_exactly_what_they_name() {
-        let p = plan(
-            &spec(&[
-                "filesystem=home:ro",
-                "filesystem=xdg-download",
-                "network",
-                "socket=x11",
-            ]),
-            &host(),
-            &dirs(),
-            &yes,
-        );
-        assert!(!p.unshare_net);
-        assert!(p.steps.contains(&bind("/home/u", "/home/u", true)));
-        assert!(p
-            .steps
-            .contains(&bind("/home/u/Downloads", "/home/u/Downloads", false)));
-        assert!(p
-            .steps
-            .contains(&bind("/tmp/.X11-unix", "/tmp/.X11-unix", false)));
-        assert!(p
-            .steps
-            .iter()
-            .any(|s| s.dst() == Path::new("/etc/resolv.conf")));
-        assert_eq!(
-            p.cwd,
-            Path::new("/home/u/project"),
-            "cwd inside the granted home is kept"
-        );
-        assert!(p.env.contains(&("DISPLAY".into(), ":0".into())));
-        let home_at = p
-            .steps
-            .iter()
-            .position(|s| s.dst() == Path::new("/home/u"))
-            .unwrap();
-        let dl_at = p
-            .steps
-            .iter()
-            .position(|s| s.dst() == Path::new("/home/u/Downloads"))
-            .unwrap();
-        assert!(home_at < dl_at, "nested bind before its parent");
-        assert_eq!(p.landlock.tcp_connect, None);
-    }
-
-    #[test]
-    fn missing_host_paths_are_noted_not_exposed() {
-        let p = plan(
-            &spec(&["filesystem=/srv/none", "socket=wayland", "network=tcp:443"]),
-            &host(),
-            &dirs(),
-            &|p| {
-                !p.starts_with("/srv") && !p.to_string_lossy().starts_with("/run/user/1000/wayland")
-            },
-        );
-        assert!(!p.steps.iter().any(|s| s.dst().starts_with("/srv")));
-        assert_eq!(p.notes.len(), 2, "{:?}", p.notes);
-        assert_eq!(p.landlock.tcp_connect, Some(vec![443]));
-        assert!(!p.unshare_net);
-    }
-
-    #[test]
-    fn capsa_own_directories_stay_hidden_under_a_home_grant() {
-        let with_home = plan(&spec(&["filesystem=home"]), &host(), &dirs(), &yes);
-        let masks: Vec<&Path> = with_home
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::Mask { dst } => Some(dst.as_path()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(
-            masks,
-            [
-                Path::new("/home/u/.local/share/capsa"),
-                Path::new("/home/u/.cache/capsa")
-            ]
-        );
-        let home_at = with_home
-            .steps
-            .iter()
-            .position(|s| s.dst() == Path::new("/home/u"))
-            .unwrap();
-        let mask_at = with_home
-            .steps
-            .iter()
-            .position(|s| matches!(s, Step::Mask { .. }))
-            .unwrap();
-        assert!(
-            home_at < mask_at,
-            "the mask must come after the grant it corrects"
-        );
-        let private = plan(&spec(&["filesystem=/srv"]), &host(), &dirs(), &yes);
-        assert!(
-            !private.steps.iter().any(|s| matches!(s, Step::Mask { .. })),
-            "nothing to hide behind a private home"
-        );
-    }
-
-    #[test]
-    fn landlock_mirrors_mounts() {
-        let p = plan(&spec(&["filesystem=/srv/data:ro"]), &host(), &dirs(), &yes);
-        assert!(p.landlock.read_only.contains(&PathBuf::from("/srv/data")));
-        assert!(p.landlock.read_only.contains(&PathBuf::from("/proc")));
-        assert!(p.landlock.read_write.contains(&PathBuf::from("/tmp")));
-        assert!(p.landlock.not_root.contains(&PathBuf::from("/dev")));
-    }
 }

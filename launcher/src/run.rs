@@ -1,28 +1,31 @@
-//! The parent side of `capsa run`, named after `std::process`: [`Command`] opens and checks the
-//! bundle, prepares the layer cache and the app's state, plans the sandbox and compiles the
-//! seccomp filters, then clones the sandbox ([`crate::child`]); [`Child::wait`] forwards
-//! signals to it and returns its [`ExitStatus`].
+//! The parent side of `capsa run`, named after `std::process`. [`App::open`] opens and checks
+//! a bundle file (or takes an installed app the store checked) and says who it is; the caller
+//! decides the grants (manifest, consent, overrides, the run's own); [`Command`] then prepares
+//! the layers and the app's state, plans the sandbox and compiles the seccomp filters, and
+//! clones the sandbox ([`crate::child`]); [`Child::wait`] forwards signals to it, returns its
+//! [`ExitStatus`] and tidies the mount points the run created in the app's state.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use bundle_format::{Bundle, PublicKey};
+use bundle_format::{Bundle, Digest, Manifest, PublicKey, Toc};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use userdata::cache::{CacheOutcome, LayerCache};
+use userdata::state::AppState;
+use userdata::{dirs, Grants, Identity, Publisher};
 
-use crate::cache::{CacheOutcome, LayerCache};
 use crate::child::{ChildArgs, Message};
-use crate::error::LaunchError;
-use crate::host::Host;
-use crate::plan::{plan, Dirs, Root, Upper};
-use crate::report::Report;
+use crate::error::{Call, LaunchError};
+use crate::host::{Host, RealFs};
+use crate::plan::{plan, Dirs, Fallback, Namespace, Plan, Root, RootMode};
+use crate::report::{Layers, Report};
 use crate::seccomp::SeccompPolicy;
-use crate::spec::{Overrides, SandboxSpec};
-use crate::state::{self, AppState};
+use crate::spec::{RunOptions, SandboxSpec};
 use crate::sys;
 
 /// Signals the launcher and pid 1 forward to the app (and SIGCHLD, which they wait for).
@@ -54,19 +57,202 @@ impl ExitStatus {
 pub enum Source {
     Bundle(PathBuf),
     Installed {
-        manifest: Box<bundle_format::Manifest>,
-        tocs: Vec<bundle_format::Toc>,
+        manifest: Box<Manifest>,
+        digest: Digest,
+        tocs: Vec<Toc>,
         layers: PathBuf,
+        publisher: Publisher,
     },
 }
 
+enum Origin {
+    Bundle(Bundle),
+    Installed(PathBuf),
+}
+
+/// An app opened and checked, before anything is unpacked or granted.
+pub struct App {
+    manifest: Manifest,
+    digest: Digest,
+    identity: Identity,
+    tocs: Vec<Toc>,
+    origin: Origin,
+}
+
+impl App {
+    /// Opens `source`; a bundle file is read as hostile input, its signatures checked (and
+    /// required to include `trusted` when given).
+    pub fn open(source: Source, trusted: Option<&PublicKey>) -> Result<Self, LaunchError> {
+        let (manifest, digest, tocs, origin, publisher) = match source {
+            Source::Bundle(path) => {
+                if std::fs::symlink_metadata(&path).is_err() {
+                    return Err(LaunchError::NoSuchFile(path));
+                }
+                let bundle_err = |source| LaunchError::Bundle {
+                    path: path.clone(),
+                    source,
+                };
+                let bundle = Bundle::open(&path).map_err(bundle_err)?;
+                check_arch(bundle.manifest())?;
+                let state = bundle.check_signatures(trusted).map_err(bundle_err)?;
+                let digest = bundle.manifest_digest();
+                let publisher = Publisher::of_bundle(&bundle, &state)
+                    .unwrap_or(Publisher::Unsigned(digest));
+                let tocs = bundle.tocs().map_err(bundle_err)?;
+                let m = bundle.manifest().clone();
+                (m, digest, tocs, Origin::Bundle(bundle), publisher)
+            }
+            Source::Installed {
+                manifest,
+                digest,
+                tocs,
+                layers,
+                publisher,
+            } => {
+                check_arch(&manifest)?;
+                (*manifest, digest, tocs, Origin::Installed(layers), publisher)
+            }
+        };
+        let identity = Identity {
+            id: manifest.id.clone(),
+            publisher,
+        };
+        Ok(Self {
+            manifest,
+            digest,
+            identity,
+            tocs,
+            origin,
+        })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+    pub fn is_installed(&self) -> bool {
+        matches!(self.origin, Origin::Installed(_))
+    }
+
+    /// The layers' trees: unpacked (or repaired) in the user's cache for a bundle file,
+    /// checked in the store for an installed app.
+    fn trees(&self, cache_root: &Path) -> Result<(Vec<PathBuf>, Layers), LaunchError> {
+        match &self.origin {
+            Origin::Bundle(bundle) => {
+                let cache = LayerCache::new(cache_root.join("layers"))?;
+                dirs::check_overlay_path(cache.dir())?;
+                // Threads end before the sandbox is cloned.
+                let ensured = cache.ensure_all(bundle, &self.tocs)?;
+                let (trees, outcomes): (Vec<PathBuf>, Vec<CacheOutcome>) =
+                    ensured.into_iter().unzip();
+                let unpacked = outcomes.iter().filter(|o| **o != CacheOutcome::Hit).count();
+                let repaired = outcomes.contains(&CacheOutcome::Repaired);
+                Ok((trees, Layers::Cached { unpacked, repaired }))
+            }
+            Origin::Installed(layers) => {
+                let store = LayerCache::new(layers.clone())?;
+                dirs::check_overlay_path(store.dir())?;
+                let trees = self
+                    .manifest
+                    .layers
+                    .iter()
+                    .zip(&self.tocs)
+                    .map(|(l, t)| store.check(l, t))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((trees, Layers::Installed))
+            }
+        }
+    }
+
+    /// The top-level directories of the layers.
+    fn root_dirs(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = self
+            .tocs
+            .iter()
+            .flat_map(|t| &t.entries)
+            .filter(|e| e.kind == bundle_format::EntryKind::Dir)
+            .map(|e| PathBuf::from("/").join(e.path.as_str()))
+            .filter(|p| p.components().count() == 2)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+fn check_arch(m: &Manifest) -> Result<(), LaunchError> {
+    if m.arch != std::env::consts::ARCH {
+        return Err(LaunchError::Arch {
+            bundle: m.arch.clone(),
+            host: std::env::consts::ARCH.into(),
+        });
+    }
+    Ok(())
+}
+
+fn sys_err(call: &'static str) -> impl FnOnce(nix::Error) -> LaunchError {
+    move |source| LaunchError::Sys { call, source }
+}
+
 /// A sandboxed app to start.
-#[derive(Debug)]
 pub struct Command {
-    source: Source,
-    overrides: Overrides,
+    app: App,
+    grants: Grants,
+    options: RunOptions,
     report: bool,
-    trusted: Option<PublicKey>,
+}
+
+/// A standard stream that was not a terminal, pipe, socket, regular file or character
+/// device, and was replaced by `/dev/null` (a host directory on fd 0 would be a way out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replaced {
+    pub fd: i32,
+    /// What it was: "directory", "block device", ...
+    pub was: &'static str,
+}
+
+/// Replaces standard streams that are anything but a terminal, pipe, socket, regular file
+/// or character device with `/dev/null`.
+fn sanitize_stdio() -> Result<Vec<Replaced>, LaunchError> {
+    use nix::sys::stat::{fstat, SFlag};
+    use std::os::fd::AsFd;
+    let mut out = Vec::new();
+    for fd in 0..3 {
+        let st = match fd {
+            0 => fstat(std::io::stdin().as_fd()),
+            1 => fstat(std::io::stdout().as_fd()),
+            _ => fstat(std::io::stderr().as_fd()),
+        };
+        let Ok(st) = st else {
+            continue; // closed
+        };
+        let was = match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+            SFlag::S_IFDIR => "a directory",
+            SFlag::S_IFBLK => "a block device",
+            _ => continue,
+        };
+        let null = std::fs::OpenOptions::new()
+            .read(fd == 0)
+            .write(fd != 0)
+            .open("/dev/null")
+            .map_err(|source| LaunchError::Prepare {
+                path: "/dev/null".into(),
+                source,
+            })?;
+        match fd {
+            0 => nix::unistd::dup2_stdin(&null),
+            1 => nix::unistd::dup2_stdout(&null),
+            _ => nix::unistd::dup2_stderr(&null),
+        }
+        .map_err(sys_err("dup2"))?;
+        out.push(Replaced { fd, was });
+    }
+    Ok(out)
 }
 
 /// A running sandbox.
@@ -75,29 +261,30 @@ pub struct Child {
     pid: Pid,
     signals: SigSet,
     old_mask: SigSet,
-    state_lock: Option<File>,
-}
-
-fn sys_err(call: &'static str) -> impl FnOnce(nix::Error) -> LaunchError {
-    move |source| LaunchError::Sys { call, source }
+    state: Option<AppState>,
+    /// Mount points the run created in the app's persistent state, to remove at the end.
+    created: Vec<PathBuf>,
+    replaced: Vec<Replaced>,
 }
 
 impl Command {
-    pub fn new(bundle: impl Into<PathBuf>) -> Self {
-        Self::from_source(Source::Bundle(bundle.into()))
-    }
-
-    pub fn from_source(source: Source) -> Self {
+    /// The app with no grants: the safe default.
+    pub fn new(app: App) -> Self {
         Self {
-            source,
-            overrides: Overrides::default(),
+            app,
+            grants: Grants::default(),
+            options: RunOptions::default(),
             report: false,
-            trusted: None,
         }
     }
 
-    pub fn overrides(&mut self, o: Overrides) -> &mut Self {
-        self.overrides = o;
+    /// The effective grants (see [`userdata::policy::merge`]).
+    pub fn grants(&mut self, g: Grants) -> &mut Self {
+        self.grants = g;
+        self
+    }
+    pub fn options(&mut self, o: RunOptions) -> &mut Self {
+        self.options = o;
         self
     }
     /// Print what the sandbox enforces (through `on_report`) before the app starts.
@@ -105,184 +292,82 @@ impl Command {
         self.report = on;
         self
     }
-    /// Require a valid signature by this key.
-    pub fn trusted_key(&mut self, key: Option<PublicKey>) -> &mut Self {
-        self.trusted = key;
-        self
-    }
 
     /// Starts the sandbox; `on_report` receives the report (only with `report(true)`) before
     /// the app execs. Where overlayfs cannot be mounted (or `CAPSA_OVERLAY=off`), the root is
-    /// the layers merged read-only, without a writable layer, and the report says so.
+    /// the layers merged read-only, and the report says so.
     pub fn spawn(&self, on_report: &mut dyn FnMut(&Report)) -> Result<Child, LaunchError> {
-        let cache_root = state::cache_dir();
+        let cache_root = dirs::cache_dir();
         let scratch = cache_root.join("mnt");
-        state::private_dir(&scratch)?;
-        let (manifest, tocs, trees, mut note) = match &self.source {
-            Source::Bundle(path) => self.open_bundle(path, &cache_root)?,
-            Source::Installed {
-                manifest,
-                tocs,
-                layers,
-            } => {
-                let store = LayerCache::new(layers.clone())?;
-                state::check_overlay_path(store.dir())?;
-                let trees = manifest
-                    .layers
-                    .iter()
-                    .zip(tocs)
-                    .map(|(l, t)| store.check(l, t))
-                    .collect::<Result<Vec<_>, _>>()?;
-                (
-                    (**manifest).clone(),
-                    tocs.clone(),
-                    trees,
-                    "installed".to_owned(),
-                )
-            }
-        };
-        if manifest.arch != std::env::consts::ARCH {
-            return Err(LaunchError::Arch {
-                bundle: manifest.arch.clone(),
-                host: std::env::consts::ARCH.into(),
-            });
-        }
-        let spec = SandboxSpec::new(&manifest, &self.overrides)?;
+        dirs::private_dir(&scratch)?;
+        let app = &self.app;
+        let (trees, layers) = app.trees(&cache_root)?;
+        let spec = SandboxSpec::new(&app.manifest, app.identity.clone(), self.grants.clone(), &self.options)?;
         let host = Host::current();
         let seccomp = SeccompPolicy::compile()?;
-        let state = if spec.ephemeral {
-            None
-        } else {
-            Some(AppState::open(&spec.app_id)?)
+        let replaced = sanitize_stdio()?;
+        let state = match spec.ephemeral {
+            true => None,
+            false => Some(AppState::open(&spec.app)?),
         };
-        let private_home = state.as_ref().map(|s| s.home.clone());
-        // Capsa's own directories are hidden from apps; when a grant would expose the data
+        // Capsa's own directories are hidden from apps; when a grant could expose the data
         // directory it must exist first, so that an app cannot plant one before capsa does.
-        let hidden = vec![state::data_dir(), cache_root.clone()];
-        if spec
-            .grants
-            .iter()
-            .any(|g| matches!(g, bundle_format::Permission::Filesystem { .. }))
-        {
-            state::private_dir(&hidden[0])?;
+        let hidden = vec![dirs::data_dir(), cache_root.clone()];
+        if spec.grants.iter().any(|g| matches!(g, userdata::policy::Permission::Filesystem { .. })) {
+            dirs::private_dir(&hidden[0])?;
         }
-
-        let overlay_off = std::env::var("CAPSA_OVERLAY").is_ok_and(|v| v == "off");
-        if !overlay_off {
-            let mut lowers: Vec<PathBuf> = trees.iter().rev().cloned().collect();
-            let upper = match &state {
-                None => Upper::Tmpfs,
-                Some(AppState {
-                    lock: Some(_),
-                    upper,
-                    work,
-                    ..
-                }) => Upper::Persistent {
-                    upper: upper.clone(),
-                    work: work.clone(),
-                },
-                Some(st) => {
-                    note.push_str("; state busy");
-                    lowers.insert(0, st.upper.clone());
-                    Upper::Tmpfs
-                }
-            };
-            let dirs = Dirs {
-                root: Root { lowers, upper },
-                private_home: private_home.clone(),
-                hidden: hidden.clone(),
-            };
-            match self.launch(&spec, &host, &dirs, &seccomp, &scratch, &note, on_report) {
-                Err(LaunchError::Child(e)) if e.call == "mount(overlay)" => {
-                    note.push_str(&format!(
-                        "; overlayfs unavailable ({}), so no writable layer",
-                        std::io::Error::from_raw_os_error(e.errno)
-                    ));
-                }
-                Ok(mut child) => {
-                    child.state_lock = state.and_then(|s| s.lock);
-                    return Ok(child);
-                }
-                Err(e) => return Err(e),
+        let mut dirs = Dirs {
+            root: Root {
+                lowers: trees.iter().rev().cloned().collect(),
+                mode: RootMode::Ephemeral,
+            },
+            root_dirs: app.root_dirs(),
+            private_home: state.as_ref().map(|s| s.home.clone()),
+            hidden,
+        };
+        dirs.root.mode = match &state {
+            None => RootMode::Ephemeral,
+            Some(st) if st.upper_lock.is_some() => RootMode::Persistent {
+                upper: st.upper.clone(),
+                work: st.work.clone(),
+            },
+            Some(st) => {
+                dirs.root.lowers.insert(0, st.upper.clone());
+                RootMode::Busy
             }
-        } else {
-            note.push_str("; overlayfs disabled by CAPSA_OVERLAY=off, so no writable layer");
+        };
+        if std::env::var("CAPSA_OVERLAY").is_ok_and(|v| v == "off") {
+            dirs.root.mode = self.read_only_root(&spec, &host, &dirs, &trees, Fallback::Disabled)?;
+            dirs.root.lowers.clear();
         }
-        let probe_dirs = Dirs {
-            root: Root {
-                lowers: vec![],
-                upper: Upper::Tmpfs,
-            },
-            private_home: private_home.clone(),
-            hidden: hidden.clone(),
+        let st = state.as_ref();
+        let first = self.launch(&spec, &host, &dirs, &seccomp, &scratch, layers, st, on_report);
+        let mut child = match first {
+            Err(LaunchError::Child(e)) if e.call == Call::MountOverlay => {
+                dirs.root.mode =
+                    self.read_only_root(&spec, &host, &dirs, &trees, Fallback::Unavailable(e.errno))?;
+                dirs.root.lowers.clear();
+                self.launch(&spec, &host, &dirs, &seccomp, &scratch, layers, st, on_report)?
+            }
+            other => other?,
         };
-        let probe = plan(&spec, &host, &probe_dirs, &|p| p.exists());
-        let digest = bundle_format::Digest::of(
-            &manifest
-                .to_bytes()
-                .map_err(|e| LaunchError::Usage(e.to_string()))?,
-        );
-        let tree = LayerCache::new(cache_root.join("layers"))?.merged(
-            &digest,
-            &trees,
-            &tocs,
-            &probe.steps,
-        )?;
-        let dirs = Dirs {
-            root: Root {
-                lowers: vec![],
-                upper: Upper::Disabled { tree },
-            },
-            private_home,
-            hidden: hidden.clone(),
-        };
-        self.launch(&spec, &host, &dirs, &seccomp, &scratch, &note, on_report)
+        child.state = state;
+        child.replaced = replaced;
+        Ok(child)
     }
 
-    /// Opens and checks a bundle file; unpacks (or repairs) its layers in the user's cache.
-    #[allow(clippy::type_complexity)]
-    fn open_bundle(
+    fn read_only_root(
         &self,
-        path: &std::path::Path,
-        cache_root: &std::path::Path,
-    ) -> Result<
-        (
-            bundle_format::Manifest,
-            Vec<bundle_format::Toc>,
-            Vec<PathBuf>,
-            String,
-        ),
-        LaunchError,
-    > {
-        let bundle_err = |source| LaunchError::Bundle {
-            path: path.to_path_buf(),
-            source,
-        };
-        let bundle = Bundle::open(path).map_err(bundle_err)?;
-        let m = bundle.manifest();
-        if m.arch != std::env::consts::ARCH {
-            return Err(LaunchError::Arch {
-                bundle: m.arch.clone(),
-                host: std::env::consts::ARCH.into(),
-            });
-        }
-        bundle
-            .check_signatures(self.trusted.as_ref())
-            .map_err(bundle_err)?;
-        let cache = LayerCache::new(cache_root.join("layers"))?;
-        state::check_overlay_path(cache.dir())?;
-        let tocs = bundle.tocs().map_err(bundle_err)?;
-        // Unpack missing layers (in parallel; the threads end before the sandbox is cloned).
-        let ensured = cache.ensure_all(&bundle, &tocs)?;
-        let (trees, outcomes): (Vec<PathBuf>, Vec<CacheOutcome>) = ensured.into_iter().unzip();
-        let mut note = match outcomes.iter().filter(|o| **o != CacheOutcome::Hit).count() {
-            0 => "cached".to_owned(),
-            n => format!("{n} unpacked now"),
-        };
-        if outcomes.contains(&CacheOutcome::Repaired) {
-            note.push_str(", a damaged cache entry was replaced");
-        }
-        Ok((m.clone(), tocs, trees, note))
+        spec: &SandboxSpec,
+        host: &Host,
+        dirs: &Dirs,
+        trees: &[PathBuf],
+        why: Fallback,
+    ) -> Result<RootMode, LaunchError> {
+        let probe = plan(spec, host, dirs, &RealFs)?;
+        let cache = LayerCache::new(dirs::cache_dir().join("layers"))?;
+        let tree = crate::fallback::merged(&cache, &self.app.digest, trees, &self.app.tocs, &probe.steps)?;
+        Ok(RootMode::ReadOnly { tree, why })
     }
 
     /// Plans the sandbox for `dirs`, clones it, and relays its messages until the app execs.
@@ -293,15 +378,18 @@ impl Command {
         host: &Host,
         dirs: &Dirs,
         seccomp: &SeccompPolicy,
-        scratch: &std::path::Path,
-        note: &str,
+        scratch: &Path,
+        layers: Layers,
+        state: Option<&AppState>,
         on_report: &mut dyn FnMut(&Report),
     ) -> Result<Child, LaunchError> {
-        let plan = plan(spec, host, dirs, &|p| p.exists());
-        if let Upper::Persistent { upper, .. } = &dirs.root.upper {
-            state::record_mountpoints(upper, &plan.steps)?;
+        let mut plan = plan(spec, host, dirs, &RealFs)?;
+        plan.landlock.abi_cap = std::env::var("CAPSA_LANDLOCK_ABI")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        if let RootMode::Persistent { upper, .. } = &plan.root.mode {
+            userdata::state::record_mountpoints(upper, plan.steps.iter().map(|s| s.dst()))?;
         }
-        let mut report = Report::new(&spec.app_id, &plan, seccomp, host.uid, host.gid, note);
         let mut signals = SigSet::empty();
         signals.add(Signal::SIGCHLD);
         for s in FORWARDED {
@@ -312,32 +400,21 @@ impl Command {
             .map_err(sys_err("sigprocmask"))?;
         let (msg_r, msg_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys_err("pipe2"))?;
-        let (go_r, go_w): (Option<OwnedFd>, Option<OwnedFd>) = if self.report {
-            let (r, w) =
-                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys_err("pipe2"))?;
-            (Some(r), Some(w))
-        } else {
-            (None, None)
-        };
+        // The app waits for a byte here before it execs: its mount points are recorded (and
+        // the report shown) first.
+        let (go_r, go_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys_err("pipe2"))?;
+        let (go_r, go_w): (Option<OwnedFd>, Option<OwnedFd>) = (Some(go_r), Some(go_w));
         if sys::thread_count() != 1 {
             return Err(LaunchError::Usage(
                 "internal error: the launcher must be single-threaded to clone the sandbox".into(),
             ));
         }
-        let mut flags = CloneFlags::CLONE_NEWUSER
-            | CloneFlags::CLONE_NEWNS
-            | CloneFlags::CLONE_NEWPID
-            | CloneFlags::CLONE_NEWIPC
-            | CloneFlags::CLONE_NEWUTS;
-        if plan.unshare_net {
-            flags |= CloneFlags::CLONE_NEWNET;
-        }
+        let flags = clone_flags(&plan);
         let mut args = ChildArgs {
             plan: &plan,
             seccomp,
             scratch,
-            uid: host.uid,
-            gid: host.gid,
             messages: Some(msg_w),
             go: go_r,
             signals,
@@ -349,7 +426,9 @@ impl Command {
             pid,
             signals,
             old_mask,
-            state_lock: None,
+            state: None,
+            created: Vec::new(),
+            replaced: Vec::new(),
         };
 
         let mut failure = None;
@@ -357,10 +436,18 @@ impl Command {
         for line in BufReader::new(File::from(msg_r)).lines() {
             let Ok(line) = line else { break };
             match serde_json::from_str::<Message>(&line) {
-                Ok(Message::Landlock(text)) => {
-                    report.set_landlock(&text);
+                Ok(Message::Created(paths)) => {
+                    child.created = created_in_state(&plan, state, &host.home, &paths);
+                    if let (Some(st), false) = (state, child.created.is_empty()) {
+                        userdata::tidy::record_created(&st.dir, &child.created)
+                            .map_err(|source| LaunchError::Prepare { path: st.dir.clone(), source })?;
+                    }
+                }
+                Ok(Message::Landlock(outcome)) => {
                     if let Some(w) = go_w.take() {
-                        on_report(&report);
+                        if self.report {
+                            on_report(&Report::new(&spec.app.to_string(), &plan, seccomp, layers, Some(&outcome)));
+                        }
                         let _ = File::from(w).write_all(b"g");
                     }
                 }
@@ -370,16 +457,16 @@ impl Command {
         }
         if let Some(e) = failure {
             let _ = child.wait_raw();
-            let _ =
-                nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&child.old_mask), None);
-            return Err(match (e.call.as_str(), e.errno) {
-                ("execve", libc::ENOENT) => LaunchError::NotFound {
+            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&child.old_mask), None);
+            return Err(match (e.call, e.errno) {
+                (Call::Execve, libc::ENOENT) => LaunchError::NotFound {
                     program: e.path.unwrap_or_default(),
                 },
-                ("execve", errno) => LaunchError::CannotExecute {
+                (Call::Execve, errno) => LaunchError::CannotExecute {
                     program: e.path.unwrap_or_default(),
                     errno,
                 },
+                (Call::Landlock, _) => LaunchError::LandlockRequired(e.step),
                 _ => LaunchError::Child(e),
             });
         }
@@ -392,16 +479,59 @@ impl Command {
     }
 }
 
+fn clone_flags(plan: &Plan) -> CloneFlags {
+    plan.namespaces.iter().fold(CloneFlags::empty(), |f, ns| {
+        f | match ns {
+            Namespace::User => CloneFlags::CLONE_NEWUSER,
+            Namespace::Mount => CloneFlags::CLONE_NEWNS,
+            Namespace::Pid => CloneFlags::CLONE_NEWPID,
+            Namespace::Ipc => CloneFlags::CLONE_NEWIPC,
+            Namespace::Uts => CloneFlags::CLONE_NEWUTS,
+            Namespace::Net => CloneFlags::CLONE_NEWNET,
+        }
+    })
+}
+
+/// The mount points the child created (relative to the new root) that live in the app's
+/// persistent state: in its private home or its persistent upper, as paths below those.
+fn created_in_state(plan: &Plan, state: Option<&AppState>, home: &Path, created: &[PathBuf]) -> Vec<PathBuf> {
+    let Some(st) = state else { return Vec::new() };
+    let home_rel = home.strip_prefix("/").unwrap_or(home);
+    let private_home = plan.steps.iter().any(|s| matches!(s, crate::plan::Step::Bind { why: crate::plan::BindWhy::Home, .. }));
+    created
+        .iter()
+        .filter_map(|p| match p.strip_prefix(home_rel) {
+            Ok(rest) if private_home && !rest.as_os_str().is_empty() => Some(st.home.join(rest)),
+            Ok(_) => None,
+            Err(_) if matches!(plan.root.mode, RootMode::Persistent { .. }) => Some(st.upper.join(p)),
+            Err(_) => None,
+        })
+        .collect()
+}
+
 impl Child {
     pub fn id(&self) -> u32 {
         self.pid.as_raw() as u32
     }
 
+    /// Standard streams replaced by `/dev/null` before the app started.
+    pub fn replaced_stdio(&self) -> &[Replaced] {
+        &self.replaced
+    }
+
     /// Waits for the sandbox, forwarding signals sent to the launcher (not those the terminal
-    /// already delivered to the whole foreground group).
+    /// already delivered to the whole foreground group); then, when no other instance runs,
+    /// removes the mount points this run created in the app's state, so no trace of opened
+    /// files or grants is left there.
     pub fn wait(mut self) -> Result<ExitStatus, LaunchError> {
         let status = self.wait_raw();
         let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old_mask), None);
+        if let Some(st) = self.state.take() {
+            let dir = st.dir.clone();
+            if let Some(_alone) = st.last_out() {
+                userdata::tidy::remove_created(&dir, &self.created);
+            }
+        }
         status
     }
 

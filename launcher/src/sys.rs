@@ -89,21 +89,6 @@ pub fn loopback_up() -> nix::Result<()> {
     Ok(())
 }
 
-/// The Landlock ABI version the kernel supports (0 when it has none).
-pub fn landlock_abi() -> i64 {
-    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
-    // SAFETY: with a NULL attr and size 0 this only queries the version.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<u8>(),
-            0usize,
-            LANDLOCK_CREATE_RULESET_VERSION,
-        )
-    };
-    r.max(0)
-}
-
 /// Number of threads of this process (clone must not happen with more than one).
 pub fn thread_count() -> usize {
     std::fs::read_to_string("/proc/self/status")

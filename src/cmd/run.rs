@@ -1,43 +1,143 @@
-//! `capsa run`: launcher errors end with 125/126/127 and a hint, as podman and env do; the
-//! app's own status passes through.
+//! `capsa run`: resolves the name (a bundle file or an installed app), merges the grants
+//! (manifest, consent, overrides, `--allow`/`--deny`), asks for consent where a bundle file
+//! wants more than the safe default, and starts the sandbox. Launcher errors end with
+//! 125/126/127 and a hint, as podman and env do; the app's own status passes through.
 
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use launcher::{Command, LaunchError, Overrides};
+use launcher::{App, Changes, Command, LaunchError, Permission, RunOptions, Source};
+use userdata::consent::{self, Answer};
+use userdata::Grants;
 
 use crate::cli::RunArgs;
 
-fn fail(e: LaunchError) -> ExitCode {
-    let (code, hint) = (e.exit_code(), e.hint());
-    eprintln!(
-        "capsa: error: {}",
-        crate::output::error_chain(&anyhow::Error::new(e))
-    );
+fn fail(e: anyhow::Error, code: u8, hint: Option<String>) -> ExitCode {
+    eprintln!("capsa: error: {}", crate::output::error_chain(&e));
     if let Some(h) = hint {
         eprintln!("capsa: hint: {h}");
     }
     ExitCode::from(code)
 }
 
-pub fn run(a: RunArgs) -> ExitCode {
-    let key = match a
-        .key
-        .as_deref()
-        .map(bundle_format::PublicKey::load)
-        .transpose()
-    {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!(
-                "capsa: error: {}",
-                crate::output::error_chain(&anyhow::Error::new(e))
-            );
-            return ExitCode::from(125);
+fn launch_fail(e: LaunchError) -> ExitCode {
+    let (code, hint) = (e.exit_code(), e.hint());
+    fail(anyhow::Error::new(e), code, hint)
+}
+
+/// A name with a `/` or the `.capsa` suffix is a file; anything else an installed app.
+fn source(name: &str) -> anyhow::Result<Source> {
+    if name.contains('/') || name.ends_with(".capsa") {
+        return Ok(Source::Bundle(PathBuf::from(name)));
+    }
+    let layout = store::Layout::user();
+    let r = store::Release::current(&layout, name)?;
+    let publisher = r.publisher.clone();
+    Ok(Source::Installed {
+        digest: r.digest,
+        manifest: Box::new(r.manifest),
+        tocs: r.tocs,
+        layers: layout.layers(),
+        publisher,
+    })
+}
+
+/// Asks on the terminal, or with a desktop dialog when there is none.
+fn ask(app: &App, missing: &[Permission], declined_before: bool) -> Answer {
+    let who = app.identity();
+    let m = app.manifest();
+    let items: Vec<String> = missing.iter().map(|p| super::store::safe(&p.to_string())).collect();
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if interactive {
+        eprintln!(
+            "{} {} ({}, {}) asks for:",
+            super::store::safe(&m.name),
+            super::store::safe(&m.version),
+            m.id,
+            who.publisher
+        );
+        for i in &items {
+            eprintln!("    {i}");
         }
+        eprint!("Allow? [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        let yes = std::io::stdin().lock().read_line(&mut line).is_ok()
+            && matches!(line.trim(), "y" | "Y" | "yes");
+        return if yes { Answer::Allow } else { Answer::Deny };
+    }
+    if declined_before {
+        return Answer::Deny;
+    }
+    let q = store::dialog::Question {
+        title: format!("Capsa: {}", m.name),
+        text: format!(
+            "{} {} ({}, {}) asks for:",
+            m.name, m.version, m.id, who.publisher
+        ),
+        items,
+        allow_label: "Allow".into(),
+        deny_label: "Run without".into(),
     };
-    let overrides = Overrides {
+    match store::dialog::ask(&q) {
+        store::dialog::Answer::Allow => Answer::Allow,
+        store::dialog::Answer::Deny => Answer::Deny,
+        store::dialog::Answer::Unavailable => Answer::Unavailable,
+    }
+}
+
+/// The effective grants of this run.
+fn grants(app: &App, run: &Changes, yes: bool) -> anyhow::Result<Grants> {
+    let asked = &app.manifest().permissions.grants;
+    let who = app.identity();
+    if app.is_installed() {
+        let stored = store::overrides::load(&store::Layout::user(), who)?;
+        return Ok(store::overrides::effective(asked, &stored, run));
+    }
+    let asked_set = Grants::from_list(asked);
+    let d = consent::decide(who, app.digest(), &asked_set, yes, &mut |missing, before| {
+        ask(app, missing, before)
+    })?;
+    let g = userdata::merge(asked, &[&d.level, run]);
+    let withheld: Vec<String> = d
+        .withheld
+        .iter()
+        .filter(|p| !g.has(p) && !run.deny.contains(&p.key()))
+        .map(|p| p.to_string())
+        .collect();
+    if !withheld.is_empty() {
+        eprintln!(
+            "capsa: warning: running without {} (not agreed to): pass --yes to grant what {} asks for and remember it, or --allow PERM for this run",
+            withheld.join(", "),
+            who.id
+        );
+    }
+    Ok(g)
+}
+
+pub fn run(a: RunArgs) -> ExitCode {
+    let key = match a.key.as_deref().map(bundle_format::PublicKey::load).transpose() {
+        Ok(k) => k,
+        Err(e) => return fail(e.into(), 125, None),
+    };
+    let src = match source(&a.app) {
+        Ok(s) => s,
+        Err(e) => return fail(e, 125, None),
+    };
+    let app = match App::open(src, key.as_ref()) {
+        Ok(app) => app,
+        Err(e) => return launch_fail(e),
+    };
+    let run = Changes {
         allow: a.allow,
-        deny: a.deny,
+        deny: a.deny.into_iter().collect(),
+    };
+    let g = match grants(&app, &run, a.yes) {
+        Ok(g) => g,
+        Err(e) => return fail(e, 125, None),
+    };
+    let options = RunOptions {
         command: a.command,
         env: a.env,
         args: a.args,
@@ -45,35 +145,18 @@ pub fn run(a: RunArgs) -> ExitCode {
         require_landlock: a.require_landlock,
         open_files: a.open_files,
     };
-    let is_file = a.app.exists() || a.app.to_string_lossy().contains('/');
-    let mut cmd = if is_file {
-        Command::new(&a.app)
-    } else {
-        let id = a.app.to_string_lossy().into_owned();
-        let layout = store::Layout::user();
-        let installed = store::Release::current(&layout, &id)
-            .and_then(|r| Ok((r.source(&layout), store::overrides::load(&layout, &id)?)));
-        match installed {
-            Ok((source, stored)) => {
-                let mut c = Command::from_source(source);
-                c.overrides(store::overrides::combine(&stored, &overrides));
-                c
-            }
-            Err(e) => {
-                eprintln!(
-                    "capsa: error: {}",
-                    crate::output::error_chain(&anyhow::Error::new(e))
-                );
-                return ExitCode::from(125);
-            }
-        }
+    let mut cmd = Command::new(app);
+    cmd.grants(g).options(options).report(a.report);
+    let child = match cmd.spawn(&mut |r| eprint!("{}", r.render())) {
+        Ok(c) => c,
+        Err(e) => return launch_fail(e),
     };
-    if is_file {
-        cmd.overrides(overrides);
+    for r in child.replaced_stdio() {
+        let name = ["standard input", "standard output", "standard error"][r.fd as usize];
+        eprintln!("capsa: warning: {name} was {}; the app gets /dev/null instead", r.was);
     }
-    cmd.report(a.report).trusted_key(key);
-    match cmd.status(&mut |r| eprint!("{}", r.render())) {
+    match child.wait() {
         Ok(status) => ExitCode::from(status.code().clamp(0, 255) as u8),
-        Err(e) => fail(e),
+        Err(e) => launch_fail(e),
     }
 }

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use bundle_format::Manifest;
 use store::Layout;
 
 use crate::cli::{
@@ -21,7 +20,7 @@ fn exe() -> PathBuf {
 }
 
 /// Text from a bundle, made safe for a terminal: control and bidi characters are shown escaped.
-fn safe(s: &str) -> String {
+pub(crate) fn safe(s: &str) -> String {
     s.chars()
         .map(|c| {
             if bundle_format::path::is_forbidden_char(c) {
@@ -33,22 +32,36 @@ fn safe(s: &str) -> String {
         .collect()
 }
 
-fn describe(m: &Manifest) -> String {
-    let grants: Vec<String> = m
-        .permissions
-        .grants
-        .iter()
-        .map(|g| safe(&g.to_string()))
-        .collect();
-    let mut out = format!("{} {} ({})\n", safe(&m.name), safe(&m.version), safe(&m.id));
+fn describe(a: &store::Asking) -> String {
+    let m = a.manifest;
+    let mut out = format!(
+        "{} {} ({}), published by {}\n",
+        safe(&m.name),
+        safe(&m.version),
+        safe(&m.id),
+        a.publisher
+    );
+    let asked = userdata::Grants::from_list(&m.permissions.grants);
+    let (title, grants) = match a.previous {
+        Some(p) => (
+            "  new permissions",
+            asked.beyond(&userdata::Grants::from_list(&p.permissions.grants)),
+        ),
+        None => ("  permissions", asked.to_vec()),
+    };
     if grants.is_empty() {
-        out.push_str("  permissions: none (no network, no host files, no devices)\n");
+        out.push_str(match a.previous {
+            Some(_) => "  new permissions: none\n",
+            None => "  permissions: none (no network, no host files, no devices)\n",
+        });
     } else {
-        out.push_str("  permissions:\n");
+        out.push_str(&format!("{title}:\n"));
         for g in grants {
-            out.push_str(&format!("    {g}\n"));
+            out.push_str(&format!("    {}\n", safe(&g.to_string())));
         }
     }
+    let size: u64 = m.layers.iter().map(|l| l.unpacked_size).fold(0, u64::saturating_add);
+    out.push_str(&format!("  unpacks to: {}\n", crate::output::size(size)));
     if let Some(d) = &m.desktop {
         if !d.mime_types.is_empty() {
             out.push_str(&format!(
@@ -75,13 +88,17 @@ pub fn install(a: InstallArgs) -> anyhow::Result<ExitCode> {
         default_for: a.default_for,
         exe: exe(),
     };
+    if std::fs::symlink_metadata(&a.bundle).is_err() {
+        bail!("no such file: {}", a.bundle.display());
+    }
     let interactive = std::io::stdin().is_terminal();
     if !a.yes && !interactive {
         bail!("standard input is not a terminal: pass --yes to install without confirmation");
     }
-    let mut confirm = |m: &Manifest| {
-        eprint!("{}", describe(m));
-        if a.yes {
+    let yes = a.yes;
+    let mut confirm = |asking: &store::Asking| {
+        eprint!("{}", describe(asking));
+        if yes {
             return true;
         }
         eprint!("Install? [y/N] ");
@@ -90,8 +107,13 @@ pub fn install(a: InstallArgs) -> anyhow::Result<ExitCode> {
         std::io::stdin().lock().read_line(&mut line).is_ok()
             && matches!(line.trim(), "y" | "Y" | "yes")
     };
-    let done = store::install(&Layout::user(), &a.bundle, &opts, &mut confirm)
-        .with_context(|| format!("cannot install {}", a.bundle.display()))?;
+    let done = match store::install(&Layout::user(), &a.bundle, &opts, &mut confirm) {
+        Err(store::StoreError::Cancelled) => {
+            eprintln!("capsa: not installed: nothing changed");
+            return Ok(ExitCode::SUCCESS);
+        }
+        r => r.with_context(|| format!("cannot install {}", a.bundle.display()))?,
+    };
     for w in &done.warnings {
         eprintln!("capsa: warning: {w}");
     }
@@ -130,10 +152,11 @@ pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
     } else {
         for app in apps {
             outln!(
-                "{:<40} {:<12} {}",
+                "{:<40} {:<12} {:<28} {}",
                 app.id,
                 safe(&app.version),
-                safe(&app.name)
+                safe(&app.name),
+                app.publisher
             );
         }
     }
@@ -148,6 +171,7 @@ pub fn info(a: InfoArgs) -> anyhow::Result<ExitCode> {
     }
     outln!("{} {}: {}", i.id, safe(&i.version), safe(&i.name));
     outln!("  manifest     {}", i.manifest_digest);
+    outln!("  publisher    {}", i.publisher);
     if let Some(p) = &i.previous_version {
         outln!("  previous     {} (kept for rollback)", safe(p));
     }
@@ -180,8 +204,8 @@ pub fn info(a: InfoArgs) -> anyhow::Result<ExitCode> {
     if !i.overrides.allow.is_empty() || !i.overrides.deny.is_empty() {
         outln!(
             "  overrides    allow [{}] deny [{}]",
-            i.overrides.allow.join(", "),
-            i.overrides.deny.join(", ")
+            i.overrides.allow.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+            i.overrides.deny.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
         );
     }
     for e in &i.exports {
@@ -194,14 +218,16 @@ pub fn override_(a: OverrideArgs) -> anyhow::Result<ExitCode> {
     let layout = Layout::user();
     let _lock = layout.lock()?;
     let rel = store::Release::current(&layout, &a.app)?;
+    let who = rel.identity();
     if a.reset {
-        store::overrides::reset(&layout, &a.app)?;
+        store::overrides::reset(&layout, &who)?;
     } else if !a.allow.is_empty() || !a.deny.is_empty() {
-        store::overrides::change(&layout, &a.app, &rel.manifest, &a.allow, &a.deny)?;
+        store::overrides::change(&layout, &who, &a.allow, &a.deny)?;
     }
-    let stored = store::overrides::load(&layout, &a.app)?;
-    let spec = store::overrides::effective(&rel.manifest, &stored, &Default::default())?;
-    let grants: Vec<String> = spec.grants.iter().map(|g| g.to_string()).collect();
+    let stored = store::overrides::load(&layout, &who)?;
+    let grants =
+        store::overrides::effective(&rel.manifest.permissions.grants, &stored, &Default::default());
+    let grants: Vec<String> = grants.iter().map(|g| g.to_string()).collect();
     outln!(
         "{}: {}",
         a.app,
@@ -217,8 +243,8 @@ pub fn override_(a: OverrideArgs) -> anyhow::Result<ExitCode> {
 pub fn reset(a: AppArgs) -> anyhow::Result<ExitCode> {
     let layout = Layout::user();
     let _lock = layout.lock()?;
-    store::Release::current(&layout, &a.app)?;
-    store::state::reset(&layout, &a.app)?;
+    let who = store::Release::current(&layout, &a.app)?.identity();
+    store::state::reset(&layout, &who)?;
     outln!(
         "reset {}: its writable layer and private home are gone",
         a.app

@@ -22,12 +22,20 @@ pub enum StoreError {
     },
     #[error("installed app {app} is damaged ({problem}): install it again")]
     Damaged { app: String, problem: String },
+    #[error("installation cancelled: nothing changed")]
+    Cancelled,
     #[error("{0} is not installed")]
     NotInstalled(String),
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Launch(#[from] launcher::LaunchError),
+    Data(#[from] userdata::DataError),
+    #[error("{id} is installed from another publisher ({installed}); this bundle is from {new}: uninstall it first to replace it")]
+    Publisher {
+        id: String,
+        installed: String,
+        new: String,
+    },
 }
 
 pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {

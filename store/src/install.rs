@@ -14,7 +14,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use bundle_format::{Bundle, Manifest, PublicKey};
-use launcher::cache::LayerCache;
+use userdata::Publisher;
+use userdata::cache::LayerCache;
 
 use crate::error::{io, StoreError};
 use crate::export;
@@ -45,13 +46,21 @@ pub struct Installed {
     pub warnings: Vec<String>,
 }
 
-/// Installs the bundle at `path`; `confirm` sees the manifest (to show its permissions) and
-/// may refuse.
+/// What the user is asked to agree to before an install.
+pub struct Asking<'a> {
+    pub manifest: &'a Manifest,
+    pub publisher: &'a Publisher,
+    /// The installed release this one replaces, if any (an update asks about what it adds).
+    pub previous: Option<&'a Manifest>,
+}
+
+/// Installs the bundle at `path`; `confirm` sees what it asks for (to show its permissions
+/// and publisher) and may refuse, which is [`StoreError::Cancelled`].
 pub fn install(
     layout: &Layout,
     path: &Path,
     opts: &InstallOptions,
-    confirm: &mut dyn FnMut(&Manifest) -> bool,
+    confirm: &mut dyn FnMut(&Asking) -> bool,
 ) -> Result<Installed, StoreError> {
     let bundle_err = |source| StoreError::Bundle {
         path: path.to_path_buf(),
@@ -60,9 +69,10 @@ pub fn install(
     let bundle = Bundle::open(path).map_err(bundle_err)?;
     // Every byte is checked: the fixed parts, TOCs and report here; each layer while it is
     // unpacked below (or, when the store has it already, by its digest).
-    let (_, tocs) = bundle
+    let (signed, tocs) = bundle
         .verify_all_but_layers(opts.trusted.as_ref())
         .map_err(bundle_err)?;
+    let publisher = Publisher::of_bundle(&bundle, &signed).unwrap_or(Publisher::Local);
     // Every layer blob matches its digest before the store is touched (hashing is cheap next
     // to decompressing); its contents are checked while it is unpacked.
     for l in &bundle.manifest().layers {
@@ -91,8 +101,23 @@ pub fn install(
             )));
         }
     }
-    if !confirm(&m) {
-        return Err(StoreError::Invalid("installation cancelled".into()));
+    let previous = Release::current(layout, &m.id).ok();
+    if let Some(p) = &previous {
+        if p.publisher != publisher {
+            return Err(StoreError::Publisher {
+                id: m.id.clone(),
+                installed: p.publisher.to_string(),
+                new: publisher.to_string(),
+            });
+        }
+    }
+    let asking = Asking {
+        manifest: &m,
+        publisher: &publisher,
+        previous: previous.as_ref().map(|p| &p.manifest),
+    };
+    if !confirm(&asking) {
+        return Err(StoreError::Cancelled);
     }
     let _lock = layout.lock()?;
     recover(layout, &opts.exe)?;
@@ -132,6 +157,22 @@ pub fn install(
         )?;
         fs::rename(staging.path(), &release).map_err(io(&release))?;
         let _ = staging.keep();
+    }
+    let publisher_file = app.join(crate::release::PUBLISHER);
+    match fs::read(&publisher_file) {
+        Ok(b) if serde_json::from_slice::<Publisher>(&b).ok().as_ref() != Some(&publisher) => {
+            return Err(StoreError::Publisher {
+                id: m.id.clone(),
+                installed: String::from_utf8_lossy(&b).into_owned(),
+                new: publisher.to_string(),
+            })
+        }
+        Ok(_) => {}
+        Err(_) => write_atomic(
+            &publisher_file,
+            &serde_json::to_vec(&publisher).expect("serializes"),
+            0o600,
+        )?,
     }
     let current = app.join("current");
     let old = fs::read_link(&current).ok();
@@ -221,6 +262,7 @@ pub fn uninstall(
     if !app.exists() {
         return Err(StoreError::NotInstalled(id.into()));
     }
+    let who = Release::current(layout, id)?.identity();
     export::remove_app(layout, id)?;
     let trash = tempfile::Builder::new()
         .prefix(".trash-")
@@ -229,7 +271,7 @@ pub fn uninstall(
     fs::rename(&app, trash.path().join(id)).map_err(io(&app))?;
     drop(trash);
     if delete_data {
-        crate::state::delete_data(layout, id)?;
+        crate::state::delete_data(layout, &who)?;
     }
     gc(layout)?;
     export::refresh_databases();

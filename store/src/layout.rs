@@ -6,8 +6,10 @@
 //!   layers/<digest>/tree          unpacked layers, shared by every app and release
 //!   apps/<id>/releases/<digest>/  immutable: manifest.json, toc-<n>.json, signatures.json
 //!   apps/<id>/current, previous   symlinks to releases/<digest>, switched by rename(2)
-//!   apps/<id>/overrides.json      the user's permission overrides
-//!   state/<id>/                   the app's writable layer and private home (launcher)
+//!   apps/<id>/publisher.json      who published the app (its identity with the id)
+//!   overrides/<id>@<publisher>.json   the user's permission overrides
+//!   consent/<id>@<publisher>.json     what the user agreed a bundle file may use
+//!   state/<id>@<publisher>/       the app's writable layer and private home (launcher)
 //! ```
 //! Names starting with `.` are staging or trash and are removed by the next command.
 
@@ -33,7 +35,7 @@ impl Layout {
     /// The user's store (`$XDG_DATA_HOME/capsa`).
     pub fn user() -> Self {
         Self {
-            root: launcher::state::data_dir(),
+            root: userdata::dirs::data_dir(),
         }
     }
 
@@ -47,8 +49,9 @@ impl Layout {
     pub fn app(&self, id: &str) -> PathBuf {
         self.apps().join(id)
     }
-    pub fn state(&self, id: &str) -> PathBuf {
-        self.root.join("state").join(id)
+    /// `state/<id>@<publisher>`: the app's writable layer and private home.
+    pub fn state(&self, who: &userdata::Identity) -> PathBuf {
+        self.root.join("state").join(who.dir_name())
     }
 
     /// Creates the private directories.

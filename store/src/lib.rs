@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dialog;
 pub mod error;
 pub mod export;
 pub mod install;
@@ -21,7 +22,7 @@ use std::path::Path;
 use serde::Serialize;
 
 pub use error::StoreError;
-pub use install::{install, uninstall, InstallOptions, Installed};
+pub use install::{install, uninstall, Asking, InstallOptions, Installed};
 pub use layout::Layout;
 pub use release::Release;
 
@@ -31,6 +32,7 @@ pub struct Listed {
     pub id: String,
     pub name: String,
     pub version: String,
+    pub publisher: String,
 }
 
 /// Installed apps (after recovery).
@@ -43,6 +45,7 @@ pub fn list(layout: &Layout, exe: &Path) -> Result<Vec<Listed>, StoreError> {
         .map(|id| {
             let r = Release::current(layout, &id)?;
             Ok(Listed {
+                publisher: r.publisher.to_string(),
                 name: r.manifest.name.clone(),
                 version: r.manifest.version.clone(),
                 id,
@@ -74,7 +77,9 @@ pub struct Info {
     pub state_size: u64,
     /// The permissions `capsa run` enforces: manifest, then the user's overrides.
     pub permissions: Vec<String>,
-    pub overrides: overrides::Stored,
+    pub overrides: userdata::Changes,
+    /// Who published the app.
+    pub publisher: String,
     pub exports: Vec<String>,
 }
 
@@ -115,8 +120,9 @@ pub fn info(layout: &Layout, id: &str, exe: &Path) -> Result<Info, StoreError> {
                 .collect(),
         })
         .collect();
-    let stored = overrides::load(layout, id)?;
-    let spec = overrides::effective(&rel.manifest, &stored, &Default::default())?;
+    let who = rel.identity();
+    let stored = overrides::load(layout, &who)?;
+    let grants = overrides::effective(&rel.manifest.permissions.grants, &stored, &Default::default());
     let previous = fs::read_link(layout.app(id).join("previous"))
         .ok()
         .and_then(|t| Release::read(&layout.app(id).join(t), id).ok())
@@ -137,9 +143,10 @@ pub fn info(layout: &Layout, id: &str, exe: &Path) -> Result<Info, StoreError> {
             .iter()
             .map(|l| du(&layout.layers().join(l.digest.hex())))
             .sum(),
-        state_size: du(&layout.state(id)),
+        state_size: du(&layout.state(&who)),
+        publisher: who.publisher.to_string(),
         layers,
-        permissions: spec.grants.iter().map(|g| g.to_string()).collect(),
+        permissions: grants.iter().map(|g| g.to_string()).collect(),
         overrides: stored,
         exports,
     })

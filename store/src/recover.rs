@@ -12,7 +12,7 @@ use crate::release::Release;
 
 /// Deletes a directory tree, even one with read-only directories in it.
 pub(crate) fn remove_tree(p: &Path) -> Result<(), StoreError> {
-    launcher::cache::make_writable(p);
+    userdata::cache::make_writable(p);
     match fs::remove_dir_all(p) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
             path: p.to_path_buf(),

@@ -4,7 +4,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use bundle_format::{Digest, Manifest, Toc};
+use bundle_format::sign::SignatureEntry;
+use bundle_format::{Digest, Manifest, PublicKey, Toc};
+use userdata::{Identity, Publisher};
 
 use crate::error::{io, StoreError};
 use crate::layout::Layout;
@@ -16,6 +18,8 @@ pub struct Release {
     pub digest: Digest,
     pub manifest: Manifest,
     pub tocs: Vec<Toc>,
+    /// Who published the app: recorded at its first install, the same for every release.
+    pub publisher: Publisher,
 }
 
 impl Release {
@@ -49,11 +53,13 @@ impl Release {
             }
             tocs.push(toc);
         }
+        let publisher = read_publisher(dir.parent().and_then(Path::parent).unwrap_or(dir), dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             digest,
             manifest,
             tocs,
+            publisher,
         })
     }
 
@@ -65,12 +71,33 @@ impl Release {
         Self::read(&layout.app(app).join(target), app)
     }
 
-    /// The launcher source to run this release.
-    pub fn source(&self, layout: &Layout) -> launcher::run::Source {
-        launcher::run::Source::Installed {
-            manifest: Box::new(self.manifest.clone()),
-            tocs: self.tocs.clone(),
-            layers: layout.layers(),
+    /// The app's identity: its id and publisher.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            id: self.manifest.id.clone(),
+            publisher: self.publisher.clone(),
         }
     }
+}
+
+/// The file in an app's directory naming its publisher.
+pub const PUBLISHER: &str = "publisher.json";
+
+/// The publisher recorded for the app at `app`; for apps installed before it was recorded,
+/// the release's first signature (checked at install), or `local` when it had none.
+fn read_publisher(app: &Path, release: &Path) -> Result<Publisher, StoreError> {
+    let p = app.join(PUBLISHER);
+    if let Ok(b) = fs::read(&p) {
+        return serde_json::from_slice(&b)
+            .map_err(|e| StoreError::Invalid(format!("{}: {e}", p.display())));
+    }
+    let sigs: Vec<SignatureEntry> = fs::read(release.join("signatures.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    Ok(sigs
+        .first()
+        .and_then(|s| PublicKey::from_hex(&s.public_key))
+        .map(|k| Publisher::key(&k))
+        .unwrap_or(Publisher::Local))
 }

@@ -12,6 +12,7 @@ use crate::error::{io, StoreError};
 use crate::layout::Layout;
 use crate::recover::remove_tree;
 use crate::release::Release;
+use userdata::Identity;
 
 /// One change the app made to its root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -21,8 +22,9 @@ pub struct Change {
     pub path: String,
 }
 
-fn lock_state(layout: &Layout, id: &str) -> Result<Option<fs::File>, StoreError> {
-    let p = layout.state(id).join("lock");
+fn lock_state(layout: &Layout, who: &Identity) -> Result<Option<fs::File>, StoreError> {
+    let id = &who.id;
+    let p = layout.state(who).join("lock");
     let Ok(f) = fs::OpenOptions::new().write(true).open(&p) else {
         return Ok(None);
     };
@@ -35,36 +37,36 @@ fn lock_state(layout: &Layout, id: &str) -> Result<Option<fs::File>, StoreError>
 }
 
 /// Drops the app's writable layer and private home: back to "freshly installed".
-pub fn reset(layout: &Layout, id: &str) -> Result<(), StoreError> {
-    crate::layout::check_id(id)?;
-    let _held = lock_state(layout, id)?;
+pub fn reset(layout: &Layout, who: &Identity) -> Result<(), StoreError> {
+    let _held = lock_state(layout, who)?;
     for d in ["upper", "work", "home"] {
-        remove_tree(&layout.state(id).join(d))?;
+        remove_tree(&layout.state(who).join(d))?;
     }
     Ok(())
 }
 
 /// Deletes all the app's state and its permission overrides.
-pub fn delete_data(layout: &Layout, id: &str) -> Result<(), StoreError> {
-    crate::layout::check_id(id)?;
-    let held = lock_state(layout, id)?;
+pub fn delete_data(layout: &Layout, who: &Identity) -> Result<(), StoreError> {
+    let held = lock_state(layout, who)?;
     drop(held);
-    remove_tree(&layout.state(id))?;
-    let _ = fs::remove_file(crate::overrides::path(layout, id));
+    remove_tree(&layout.state(who))?;
+    let _ = fs::remove_file(crate::overrides::path(layout, who));
+    let _ = fs::remove_file(userdata::consent::path(who));
     Ok(())
 }
 
 /// What the app changed in its root, sorted by path.
 pub fn diff(layout: &Layout, id: &str) -> Result<Vec<Change>, StoreError> {
     let rel = Release::current(layout, id)?;
+    let who = rel.identity();
     let in_layers = |p: &str| {
         rel.tocs
             .iter()
             .any(|t| t.entries.iter().any(|e| e.path.as_str() == p))
     };
-    let upper = layout.state(id).join("upper");
+    let upper = layout.state(&who).join("upper");
     let mountpoints: std::collections::BTreeSet<String> =
-        fs::read(layout.state(id).join("mountpoints.json"))
+        fs::read(layout.state(&who).join("mountpoints.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();

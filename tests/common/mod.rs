@@ -956,3 +956,24 @@ impl StoreEnv {
         }
     }
 }
+
+/// The state directory of the one identity of app `id` in `capsa_data`
+/// (`$XDG_DATA_HOME/capsa`): `state/<id>@<publisher>`.
+pub fn state_of(capsa_data: &Path, id: &str) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(capsa_data.join("state"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&format!("{id}@")))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(dirs.len() <= 1, "several identities of {id}: {dirs:?}");
+    dirs.into_iter()
+        .next()
+        .unwrap_or_else(|| capsa_data.join("state").join(format!("{id}@none")))
+}

@@ -15,11 +15,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use bundle_format::extract::write_entry;
-use bundle_format::{Bundle, Digest, EntryKind, Layer, Toc};
+use bundle_format::{Bundle, EntryKind, Layer, Toc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::LaunchError;
-use crate::plan::Step;
+use crate::error::{prep, DataError};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct Complete {
@@ -44,19 +43,12 @@ pub struct LayerCache {
     dir: PathBuf,
 }
 
-fn prep(path: &Path) -> impl FnOnce(std::io::Error) -> LaunchError + '_ {
-    move |source| LaunchError::Prepare {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 fn ctime(m: &fs::Metadata) -> (i64, i64) {
     (m.ctime(), m.ctime_nsec())
 }
 
 impl LayerCache {
-    pub fn new(dir: PathBuf) -> Result<Self, LaunchError> {
+    pub fn new(dir: PathBuf) -> Result<Self, DataError> {
         fs::create_dir_all(&dir).map_err(prep(&dir))?;
         Ok(Self { dir })
     }
@@ -71,7 +63,7 @@ impl LayerCache {
         &self,
         bundle: &Bundle,
         tocs: &[Toc],
-    ) -> Result<Vec<(PathBuf, CacheOutcome)>, LaunchError> {
+    ) -> Result<Vec<(PathBuf, CacheOutcome)>, DataError> {
         std::thread::scope(|scope| {
             let handles: Vec<_> = bundle
                 .manifest()
@@ -89,16 +81,10 @@ impl LayerCache {
 
     /// The tree of an installed layer, after checking it is intact (there is no bundle to
     /// repair it from: a damaged installed layer is an error).
-    pub fn check(&self, layer: &Layer, toc: &Toc) -> Result<PathBuf, LaunchError> {
+    pub fn check(&self, layer: &Layer, toc: &Toc) -> Result<PathBuf, DataError> {
         let entry = self.dir.join(layer.digest.hex());
         if !self.is_intact(&entry, layer, toc) {
-            return Err(LaunchError::Prepare {
-                path: entry,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "installed layer is missing or was modified: reinstall the app",
-                ),
-            });
+            return Err(DataError::Damaged { path: entry });
         }
         Ok(entry.join("tree"))
     }
@@ -109,7 +95,7 @@ impl LayerCache {
         bundle: &Bundle,
         layer: &Layer,
         toc: &Toc,
-    ) -> Result<(PathBuf, CacheOutcome), LaunchError> {
+    ) -> Result<(PathBuf, CacheOutcome), DataError> {
         let entry = self.dir.join(layer.digest.hex());
         let tree = entry.join("tree");
         let mut outcome = CacheOutcome::Unpacked;
@@ -130,8 +116,9 @@ impl LayerCache {
             .read_layer(layer, toc, |e, content| {
                 write_entry(&stree, e, content).map(|_| ())
             })
-            .map_err(|source| LaunchError::Cache {
-                path: entry.clone(),
+            .map_err(|source| DataError::Unpack {
+                bundle: bundle.path().to_path_buf(),
+                layer: layer.role.as_str().to_owned(),
                 source,
             })?;
         fs::set_permissions(&stree, fs::Permissions::from_mode(0o755)).map_err(prep(&stree))?;
@@ -155,66 +142,6 @@ impl LayerCache {
             }
             Err(e) => Err(prep(&entry)(e)),
         }
-    }
-
-    /// The layers merged into one tree of hardlinks, for the read-only fallback where
-    /// overlayfs cannot be used; built once per bundle (staged, then renamed), with the mount
-    /// points `steps` need created in it for this run.
-    pub fn merged(
-        &self,
-        manifest: &Digest,
-        trees: &[PathBuf],
-        tocs: &[Toc],
-        steps: &[Step],
-    ) -> Result<PathBuf, LaunchError> {
-        let root = self.dir.with_file_name("merged");
-        fs::create_dir_all(&root).map_err(prep(&root))?;
-        let entry = root.join(manifest.hex());
-        if !entry.join("complete").exists() {
-            if entry.exists() {
-                self.discard(&entry)?;
-            }
-            let staging = tempfile::Builder::new()
-                .prefix(".tmp-")
-                .tempdir_in(&root)
-                .map_err(prep(&root))?;
-            let stree = staging.path().join("tree");
-            fs::create_dir(&stree).map_err(prep(&stree))?;
-            for (layer, toc) in trees.iter().zip(tocs) {
-                for e in &toc.entries {
-                    let dst = e.path.under(&stree);
-                    let r = match e.kind {
-                        EntryKind::Dir if dst.is_dir() => Ok(()),
-                        EntryKind::Dir => fs::create_dir(&dst),
-                        EntryKind::Symlink if dst.symlink_metadata().is_ok() => Ok(()),
-                        EntryKind::Symlink => std::os::unix::fs::symlink(
-                            e.target.as_deref().unwrap_or_default(),
-                            &dst,
-                        ),
-                        EntryKind::File | EntryKind::Hardlink => {
-                            fs::hard_link(e.path.under(layer), &dst)
-                        }
-                    };
-                    r.map_err(prep(&dst))?;
-                }
-            }
-            fs::write(staging.path().join("complete"), b"").map_err(prep(staging.path()))?;
-            if fs::rename(staging.path(), &entry).is_ok() {
-                let _ = staging.keep();
-            }
-        }
-        let tree = entry.join("tree");
-        for s in steps {
-            let (dst, dir) = match s {
-                Step::Bind { src, dst, .. } => (dst, src.is_dir()),
-                Step::Tmpfs { dst, .. } | Step::Proc { dst } | Step::Devpts { dst } => (dst, true),
-                Step::File { dst, .. } => (dst, false),
-                Step::Symlink { .. } | Step::Mask { .. } => continue,
-            };
-            crate::mounts::prepare_target(&tree, dst, dir, "prepare the read-only root")
-                .map_err(LaunchError::Child)?;
-        }
-        Ok(tree)
     }
 
     fn max_ctime(&self, tree: &Path, toc: &Toc) -> std::io::Result<(i64, i64)> {
@@ -258,7 +185,7 @@ impl LayerCache {
     }
 
     /// Moves a damaged entry aside and deletes it.
-    fn discard(&self, entry: &Path) -> Result<(), LaunchError> {
+    pub fn discard(&self, entry: &Path) -> Result<(), DataError> {
         let trash = tempfile::Builder::new()
             .prefix(".trash-")
             .tempdir_in(&self.dir)

@@ -1,0 +1,33 @@
+//! Errors of the per-user data: one variant per failed operation, naming the path.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    #[error("cannot prepare {path}")]
+    Prepare {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A layer of a bundle did not match its table of contents while it was unpacked.
+    #[error("cannot unpack layer {layer} of {bundle}")]
+    Unpack {
+        bundle: PathBuf,
+        layer: String,
+        source: bundle_format::Error,
+    },
+    #[error("installed layer {path} is missing or was modified: reinstall the app")]
+    Damaged { path: PathBuf },
+    #[error("{path} cannot hold an overlayfs path (it has ',', ':' or '\\'): set XDG_CACHE_HOME and XDG_DATA_HOME to a plain path")]
+    OverlayPath { path: PathBuf },
+    #[error("cannot read {path}: {why}")]
+    Record { path: PathBuf, why: String },
+}
+
+pub(crate) fn prep(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
+    move |source| DataError::Prepare {
+        path: path.to_path_buf(),
+        source,
+    }
+}
