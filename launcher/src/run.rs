@@ -149,7 +149,13 @@ impl Command {
         }
         let spec = SandboxSpec::new(&manifest, &self.overrides)?;
         let host = Host::current();
-        let seccomp = SeccompPolicy::compile()?;
+        let seccomp = SeccompPolicy::compile(if spec.tcp_ports().is_some() {
+            crate::seccomp::NetFilter::TcpPorts
+        } else if spec.network_all() {
+            crate::seccomp::NetFilter::Host
+        } else {
+            crate::seccomp::NetFilter::Private
+        })?;
         let state = if spec.ephemeral {
             None
         } else {
