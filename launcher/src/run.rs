@@ -24,7 +24,7 @@ use crate::error::{Call, LaunchError};
 use crate::host::{Host, RealFs};
 use crate::plan::{plan, Dirs, Fallback, Namespace, Plan, Root, RootMode};
 use crate::report::{Layers, Report};
-use crate::seccomp::SeccompPolicy;
+use crate::seccomp::{NetFilter, SeccompPolicy};
 use crate::spec::{RunOptions, SandboxSpec};
 use crate::sys;
 
@@ -304,7 +304,14 @@ impl Command {
         let (trees, layers) = app.trees(&cache_root)?;
         let spec = SandboxSpec::new(&app.manifest, app.identity.clone(), self.grants.clone(), &self.options)?;
         let host = Host::current();
-        let seccomp = SeccompPolicy::compile()?;
+        let net = if spec.grants.tcp_ports().is_some() {
+            NetFilter::TcpPorts
+        } else if spec.grants.network_all() {
+            NetFilter::Host
+        } else {
+            NetFilter::Private
+        };
+        let seccomp = SeccompPolicy::compile(net)?;
         let replaced = sanitize_stdio()?;
         let state = match spec.ephemeral {
             true => None,

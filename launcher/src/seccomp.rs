@@ -5,8 +5,30 @@
 //!
 //! Errnos are chosen so apps cope: EPERM where policy refuses (what unprivileged callers get
 //! anyway), ENOSYS where userspace has a fallback (clone3 → clone, io_uring → epoll, the new
-//! mount API), EAFNOSUPPORT for socket families. Four filters, one per action; their deny sets
-//! are disjoint.
+//! mount API), EAFNOSUPPORT for socket families.
+//!
+//! The policy depends on the network ([`NetFilter`]). With a private network namespace or the
+//! host's network granted in full there is nothing more to refuse. With TCP limited to ports
+//! ([`NetFilter::TcpPorts`]) the app shares the host's network while Landlock checks only plain
+//! TCP bind and connect, so the policy closes what Landlock does not see ([`NetGap`], trust.md
+//! §4):
+//! - inet and inet6 sockets of a type other than `SOCK_STREAM` (compared as `type & 0xf`, below
+//!   the SOCK_NONBLOCK and SOCK_CLOEXEC bits: UDP, UDP-Lite, ping, raw, SCTP's seqpacket), and
+//!   stream sockets of a protocol other than 0 or TCP (MPTCP, SCTP, SMC): EPROTONOSUPPORT, the
+//!   kernel's answer when a protocol is not built in, which Go (MPTCP by default since 1.24)
+//!   and other MPTCP users take as "fall back to TCP". DNS then goes over TCP (`use-vc`).
+//! - TCP Fast Open, which connects without the connect hook Landlock checks: `sendto`,
+//!   `sendmsg` and `sendmmsg` with MSG_FASTOPEN in their flags argument (the kernel takes the
+//!   send flags from that argument, never from the msghdr, which seccomp cannot read), and
+//!   `setsockopt(IPPROTO_TCP, TCP_FASTOPEN_CONNECT)`: EPERM, like the other refusals by policy.
+//!
+//! `socketpair` is unix-only, `socketcall` does not exist on x86_64 and aarch64 (the i386 ABI
+//! is killed), and io_uring, which could create and send on sockets, gets ENOSYS in every mode.
+//!
+//! Filters, one per action: EPERM (with the Fast Open rules under TcpPorts), ENOSYS,
+//! EAFNOSUPPORT, and under TcpPorts a fifth, EPROTONOSUPPORT, for the inet socket rules. No
+//! syscall with given arguments is matched by two filters: `socket` is in two, for disjoint
+//! families.
 
 use std::collections::BTreeMap;
 
@@ -117,12 +139,64 @@ const CLONE_NEW_FLAGS: &[u64] = &[
     0x0200_0000,
 ];
 
+/// Socket families whose sockets [`NetFilter::TcpPorts`] limits to TCP: AF_INET, AF_INET6.
+const INET_FAMILIES: &[u64] = &[libc::AF_INET as u64, libc::AF_INET6 as u64];
+/// The socket type's bits of `socket`'s type argument (SOCK_TYPE_MASK); above them are
+/// SOCK_NONBLOCK and SOCK_CLOEXEC.
+const SOCK_TYPE_MASK: u64 = 0xf;
+const SOCK_STREAM: u64 = libc::SOCK_STREAM as u64;
+/// The protocols a stream socket may name: the default and TCP.
+const TCP_PROTOCOLS: &[u64] = &[0, libc::IPPROTO_TCP as u64];
+const MSG_FASTOPEN: u64 = 0x2000_0000;
+const TCP_FASTOPEN_CONNECT: u64 = 30;
+
+/// The sandbox's network, which decides what the policy must refuse on sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetFilter {
+    /// Its own network namespace with only loopback: nothing more to refuse.
+    Private,
+    /// The host's network, granted in full: nothing more to refuse.
+    Host,
+    /// The host's network with Landlock limiting TCP to ports: refuse what Landlock misses.
+    TcpPorts,
+}
+
+/// A way around Landlock's TCP port rules that the policy closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetGap {
+    /// Inet sockets other than stream ones: UDP, UDP-Lite, ping, raw, SCTP seqpacket.
+    NonStreamSockets,
+    /// Inet stream sockets of a protocol other than TCP: MPTCP, SCTP, SMC.
+    NonTcpStreams,
+    /// `sendto`, `sendmsg` and `sendmmsg` with MSG_FASTOPEN, which connect unchecked.
+    FastOpenSend,
+    /// `setsockopt(IPPROTO_TCP, TCP_FASTOPEN_CONNECT)`.
+    FastOpenConnect,
+}
+
+impl NetFilter {
+    /// The gaps the policy closes for this network.
+    pub fn closed_gaps(self) -> &'static [NetGap] {
+        match self {
+            NetFilter::Private | NetFilter::Host => &[],
+            NetFilter::TcpPorts => &[
+                NetGap::NonStreamSockets,
+                NetGap::NonTcpStreams,
+                NetGap::FastOpenSend,
+                NetGap::FastOpenConnect,
+            ],
+        }
+    }
+}
+
 /// The compiled filters, in the order they are applied.
 #[derive(Debug, Clone)]
 pub struct SeccompPolicy {
     pub programs: Vec<BpfProgram>,
     /// One line per filter, for `--report`.
     pub summary: Vec<String>,
+    /// The network the policy was compiled for; [`NetFilter::closed_gaps`] says what it closes.
+    pub net: NetFilter,
 }
 
 fn arch() -> Result<(TargetArch, u32), LaunchError> {
@@ -189,69 +263,137 @@ fn filter(
     f.try_into().map_err(err)
 }
 
-impl SeccompPolicy {
-    /// Compiles the default policy.
-    pub fn compile() -> Result<Self, LaunchError> {
-        let (target, audit_arch) = arch()?;
-        let mut eperm: BTreeMap<i64, Vec<SeccompRule>> = eperm_syscalls()
-            .into_iter()
-            .map(|(_, nr)| (nr, vec![]))
-            .collect();
-        let clone_rules = CLONE_NEW_FLAGS
-            .iter()
-            .map(|f| {
-                SeccompRule::new(vec![
-                    Cond::new(0, Len::Qword, Op::MaskedEq(*f), *f).map_err(err)?
-                ])
-                .map_err(err)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        eperm.insert(libc::SYS_clone, clone_rules);
-        let ioctl_rules = [TIOCSTI, TIOCLINUX]
-            .iter()
-            .map(|cmd| {
-                SeccompRule::new(vec![Cond::new(1, Len::Dword, Op::Eq, *cmd).map_err(err)?])
-                    .map_err(err)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        eperm.insert(libc::SYS_ioctl, ioctl_rules);
-        let persona = ALLOWED_PERSONAS
-            .iter()
-            .map(|v| Cond::new(0, Len::Dword, Op::Ne, *v).map_err(err))
-            .collect::<Result<Vec<_>, _>>()?;
-        eperm.insert(
-            libc::SYS_personality,
-            vec![SeccompRule::new(persona).map_err(err)?],
-        );
+/// A condition on the low 32 bits of argument `arg` (every argument filtered here is an int).
+fn dword(arg: u8, op: Op, value: u64) -> Result<Cond, LaunchError> {
+    Cond::new(arg, Len::Dword, op, value).map_err(err)
+}
 
+fn rule(conditions: Vec<Cond>) -> Result<SeccompRule, LaunchError> {
+    SeccompRule::new(conditions).map_err(err)
+}
+
+/// The EPERM filter's rules: [`eperm_syscalls`], namespace flags in `clone`, terminal
+/// injection ioctls, personalities, and Fast Open when `net` limits TCP to ports.
+fn eperm_rules(net: NetFilter) -> Result<BTreeMap<i64, Vec<SeccompRule>>, LaunchError> {
+    let mut eperm: BTreeMap<i64, Vec<SeccompRule>> = eperm_syscalls()
+        .into_iter()
+        .map(|(_, nr)| (nr, vec![]))
+        .collect();
+    let clone_rules = CLONE_NEW_FLAGS
+        .iter()
+        .map(|f| {
+            rule(vec![
+                Cond::new(0, Len::Qword, Op::MaskedEq(*f), *f).map_err(err)?
+            ])
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    eperm.insert(libc::SYS_clone, clone_rules);
+    let ioctl_rules = [TIOCSTI, TIOCLINUX]
+        .iter()
+        .map(|cmd| rule(vec![dword(1, Op::Eq, *cmd)?]))
+        .collect::<Result<Vec<_>, _>>()?;
+    eperm.insert(libc::SYS_ioctl, ioctl_rules);
+    let persona = ALLOWED_PERSONAS
+        .iter()
+        .map(|v| dword(0, Op::Ne, *v))
+        .collect::<Result<Vec<_>, _>>()?;
+    eperm.insert(libc::SYS_personality, vec![rule(persona)?]);
+    if net == NetFilter::TcpPorts {
+        eperm.extend(fastopen_rules()?);
+    }
+    Ok(eperm)
+}
+
+/// Fast Open: MSG_FASTOPEN in the send calls' flags argument, and TCP_FASTOPEN_CONNECT.
+fn fastopen_rules() -> Result<Vec<(i64, Vec<SeccompRule>)>, LaunchError> {
+    let flag = |arg| -> Result<Vec<SeccompRule>, LaunchError> {
+        Ok(vec![rule(vec![dword(
+            arg,
+            Op::MaskedEq(MSG_FASTOPEN),
+            MSG_FASTOPEN,
+        )?])?])
+    };
+    let tcp = libc::IPPROTO_TCP as u64;
+    let connect = rule(vec![
+        dword(1, Op::Eq, tcp)?,
+        dword(2, Op::Eq, TCP_FASTOPEN_CONNECT)?,
+    ])?;
+    Ok(vec![
+        (libc::SYS_sendto, flag(3)?),
+        (libc::SYS_sendmsg, flag(2)?),
+        (libc::SYS_sendmmsg, flag(3)?),
+        (libc::SYS_setsockopt, vec![connect]),
+    ])
+}
+
+/// The EPROTONOSUPPORT filter's rules: an inet socket other than `SOCK_STREAM` (one rule per
+/// other value of the type bits), or a stream one with a protocol other than 0 or TCP.
+fn inet_socket_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, LaunchError> {
+    let mut rules = Vec::new();
+    for family in INET_FAMILIES {
+        for ty in (0..=SOCK_TYPE_MASK).filter(|t| *t != SOCK_STREAM) {
+            rules.push(rule(vec![
+                dword(0, Op::Eq, *family)?,
+                dword(1, Op::MaskedEq(SOCK_TYPE_MASK), ty)?,
+            ])?);
+        }
+        let mut stream = vec![
+            dword(0, Op::Eq, *family)?,
+            dword(1, Op::MaskedEq(SOCK_TYPE_MASK), SOCK_STREAM)?,
+        ];
+        for p in TCP_PROTOCOLS {
+            stream.push(dword(2, Op::Ne, *p)?);
+        }
+        rules.push(rule(stream)?);
+    }
+    Ok(BTreeMap::from([(libc::SYS_socket, rules)]))
+}
+
+impl SeccompPolicy {
+    /// Compiles the policy for the sandbox's network.
+    pub fn compile(net: NetFilter) -> Result<Self, LaunchError> {
+        let (target, audit_arch) = arch()?;
         let enosys: BTreeMap<i64, Vec<SeccompRule>> = enosys_syscalls()
             .into_iter()
             .map(|(_, nr)| (nr, vec![]))
             .collect();
         let families = ALLOWED_FAMILIES
             .iter()
-            .map(|v| Cond::new(0, Len::Dword, Op::Ne, *v).map_err(err))
+            .map(|v| dword(0, Op::Ne, *v))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut afno = BTreeMap::new();
-        afno.insert(
-            libc::SYS_socket,
-            vec![SeccompRule::new(families).map_err(err)?],
-        );
+        let afno = BTreeMap::from([(libc::SYS_socket, vec![rule(families)?])]);
 
         let eperm_names: Vec<&str> = eperm_syscalls().into_iter().map(|(n, _)| n).collect();
         let enosys_names: Vec<&str> = enosys_syscalls().into_iter().map(|(n, _)| n).collect();
+        let fastopen = if net == NetFilter::TcpPorts {
+            "sendto/sendmsg/sendmmsg with MSG_FASTOPEN, setsockopt TCP_FASTOPEN_CONNECT (network=tcp: Fast Open connects past Landlock), "
+        } else {
+            ""
+        };
+        let mut programs = vec![
+            guard(audit_arch),
+            filter(eperm_rules(net)?, libc::EPERM, target)?,
+            filter(enosys, libc::ENOSYS, target)?,
+            filter(afno, libc::EAFNOSUPPORT, target)?,
+        ];
+        let mut summary = vec![
+            format!("foreign architectures: killed; x32 ABI and syscalls above {MAX_KNOWN_SYSCALL}: ENOSYS"),
+            format!(
+                "EPERM: clone with namespace flags, ioctl TIOCSTI/TIOCLINUX (low 32 bits), personality other than {}, {fastopen}{}",
+                "0/8/0x20000/0x20008/query",
+                eperm_names.join(" ")
+            ),
+            format!("ENOSYS: {}", enosys_names.join(" ")),
+            "EAFNOSUPPORT: socket families other than unix, inet, inet6, netlink".into(),
+        ];
+        if net == NetFilter::TcpPorts {
+            programs.push(filter(inet_socket_rules()?, libc::EPROTONOSUPPORT, target)?);
+            summary.push("EPROTONOSUPPORT (network=tcp, which Landlock checks only for plain TCP): inet and inet6 sockets other than SOCK_STREAM with protocol 0 or TCP (no UDP, raw, MPTCP, SCTP)".into());
+        }
         Ok(Self {
-            programs: vec![guard(audit_arch), filter(eperm, libc::EPERM, target)?, filter(enosys, libc::ENOSYS, target)?, filter(afno, libc::EAFNOSUPPORT, target)?],
-            summary: vec![
-                format!("foreign architectures: killed; x32 ABI and syscalls above {MAX_KNOWN_SYSCALL}: ENOSYS"),
-                format!(
-                    "EPERM: clone with namespace flags, ioctl TIOCSTI/TIOCLINUX (low 32 bits), personality other than {}, {}",
-                    "0/8/0x20000/0x20008/query",
-                    eperm_names.join(" ")
-                ),
-                format!("ENOSYS: {}", enosys_names.join(" ")),
-                "EAFNOSUPPORT: socket families other than unix, inet, inet6, netlink".into(),
-            ],
+            programs,
+            summary,
+            net,
         })
     }
 }
@@ -259,18 +401,135 @@ impl SeccompPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{TcpListener, TcpStream, UdpSocket};
+    use std::os::fd::AsRawFd;
+
+    use nix::errno::Errno;
+    use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, SockFlag, SockType};
 
     #[test]
-    fn compiles_four_filters() {
-        let p = SeccompPolicy::compile().unwrap();
-        assert_eq!(p.programs.len(), 4);
+    fn compiles_four_filters_without_port_limits() {
+        for net in [NetFilter::Private, NetFilter::Host] {
+            let p = SeccompPolicy::compile(net).unwrap();
+            assert_eq!((p.programs.len(), p.summary.len()), (4, 4));
+            assert!(p.programs.iter().all(|f| !f.is_empty() && f.len() < 4096));
+            assert!(p.summary[1].contains("ptrace") && p.summary[2].contains("clone3"));
+            assert!(!p.summary.concat().contains("MSG_FASTOPEN"));
+            assert_eq!((p.net, p.net.closed_gaps()), (net, &[][..]));
+        }
+    }
+
+    #[test]
+    fn port_limits_add_the_network_filter_and_fast_open_rules() {
+        let open = SeccompPolicy::compile(NetFilter::Host).unwrap();
+        let p = SeccompPolicy::compile(NetFilter::TcpPorts).unwrap();
+        assert_eq!((p.programs.len(), p.summary.len()), (5, 5));
         assert!(p.programs.iter().all(|f| !f.is_empty() && f.len() < 4096));
-        assert!(p.summary[1].contains("ptrace") && p.summary[2].contains("clone3"));
+        assert!(p.programs[1].len() > open.programs[1].len());
+        assert!(p.summary[1].contains("MSG_FASTOPEN") && p.summary[1].contains("ptrace"));
+        assert!(p.summary[4].starts_with("EPROTONOSUPPORT"));
+        assert_eq!(p.net.closed_gaps().len(), 4);
     }
 
     #[test]
     fn deny_sets_are_disjoint() {
         let a: Vec<i64> = eperm_syscalls().into_iter().map(|(_, n)| n).collect();
         assert!(enosys_syscalls().iter().all(|(_, n)| !a.contains(n)));
+        // The network rules touch no syscall either list refuses outright.
+        let fastopen: Vec<i64> = fastopen_rules()
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(fastopen.len(), 4);
+        for n in fastopen.iter().chain([&libc::SYS_socket]) {
+            assert!(!a.contains(n) && enosys_syscalls().iter().all(|(_, e)| e != n));
+        }
+    }
+
+    /// Applies `net`'s EPERM and network filters to a new thread (seccomp filters are
+    /// per thread) and runs `checks` there.
+    fn filtered(net: NetFilter, checks: impl FnOnce() + Send + 'static) {
+        let p = SeccompPolicy::compile(net).unwrap();
+        std::thread::spawn(move || {
+            // The EPERM filter and, under TcpPorts, the EPROTONOSUPPORT one.
+            for prog in [1, 4].iter().filter_map(|i| p.programs.get(*i)) {
+                seccompiler::apply_filter(prog).unwrap();
+            }
+            checks();
+        })
+        .join()
+        .unwrap();
+    }
+
+    fn inet(ty: SockType, flags: SockFlag, proto: Option<socket::SockProtocol>) -> Errno {
+        socket::socket(AddressFamily::Inet, ty, flags, proto)
+            .err()
+            .unwrap_or(Errno::UnknownErrno)
+    }
+
+    /// A TCP socket before connect, where TCP_FASTOPEN_CONNECT is valid.
+    fn unconnected_tcp() -> std::os::fd::OwnedFd {
+        socket::socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn port_limits_refuse_non_tcp_sockets_and_fast_open() {
+        filtered(NetFilter::TcpPorts, || {
+            let udp = UdpSocket::bind("127.0.0.1:0").unwrap_err();
+            assert_eq!(udp.raw_os_error(), Some(libc::EPROTONOSUPPORT));
+            let nonblock = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+            assert_eq!(
+                inet(SockType::Datagram, nonblock, None),
+                Errno::EPROTONOSUPPORT
+            );
+            let sctp = Some(socket::SockProtocol::Sctp);
+            assert_eq!(
+                inet(SockType::SeqPacket, SockFlag::empty(), sctp),
+                Errno::EPROTONOSUPPORT
+            );
+            assert_eq!(
+                inet(SockType::Stream, SockFlag::empty(), sctp),
+                Errno::EPROTONOSUPPORT
+            );
+            // Plain TCP, and the unix sockets apps talk over, still work.
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = socket::SockaddrIn::from(match l.local_addr().unwrap() {
+                std::net::SocketAddr::V4(a) => a,
+                other => panic!("{other}"),
+            });
+            let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            s.set_nodelay(true).unwrap();
+            std::os::unix::net::UnixStream::pair().unwrap();
+            assert_eq!(
+                socket::setsockopt(&unconnected_tcp(), sockopt::TcpFastOpenConnect, &true),
+                Err(Errno::EPERM)
+            );
+            let fastopen = MsgFlags::from_bits_retain(MSG_FASTOPEN as i32);
+            let fd = s.as_raw_fd();
+            assert_eq!(socket::sendto(fd, b"x", &addr, fastopen), Err(Errno::EPERM));
+            let iov = [std::io::IoSlice::new(b"x")];
+            assert_eq!(
+                socket::sendmsg(fd, &iov, &[], fastopen, Some(&addr)),
+                Err(Errno::EPERM)
+            );
+            assert_eq!(socket::send(fd, b"x", MsgFlags::empty()), Ok(1));
+        });
+    }
+
+    #[test]
+    fn without_port_limits_the_same_calls_work() {
+        filtered(NetFilter::Host, || {
+            UdpSocket::bind("127.0.0.1:0").unwrap();
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            socket::setsockopt(&unconnected_tcp(), sockopt::TcpFastOpenConnect, &true).unwrap();
+        });
     }
 }

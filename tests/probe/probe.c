@@ -10,12 +10,18 @@
  *   abstract=NAME   a host abstract unix socket
  *   net=IF,IF...    network is granted and these are the host's interfaces (default: only lo)
  *   route=RESULT    with net=: the host's result for a UDP connect to 1.1.1.1:53 (success)
- *   absent=PATH     a host path that must not exist inside (repeatable) */
+ *   absent=PATH     a host path that must not exist inside (repeatable)
+ * With netgaps=PORT,OTHER the probe prints only the rows for the ways around Landlock's TCP
+ * port rules (uid= and gid= are then not needed): PORT is a granted TCP port listening on the
+ * host's 127.0.0.1, OTHER one not granted. Without net= the sandbox has `network=tcp:PORT` and
+ * seccomp must refuse non-TCP inet sockets (EPROTONOSUPPORT) and TCP Fast Open (EPERM); with
+ * net= the network is granted in full and those calls work. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -32,6 +38,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -256,6 +263,95 @@ static const char *mount_flags(const char *path) {
     return buf;
 }
 
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+
+/* Whether the first word of a /proc/sys file is `want`. */
+static int sysctl_is(const char *path, const char *want) {
+    char buf[64] = "";
+    FILE *f = fopen(path, "r");
+    int is = f && fscanf(f, "%63s", buf) == 1 && strcmp(buf, want) == 0;
+    if (f)
+        fclose(f);
+    return is;
+}
+
+static const char *socket_result(int family, int type, int protocol) {
+    int s = socket(family, type | SOCK_CLOEXEC, protocol);
+    if (s >= 0)
+        close(s);
+    return result(s);
+}
+
+/* A TCP Fast Open send of one byte to `to` over a new TCP socket, with sendto, sendmsg or
+ * sendmmsg (`how` 0, 1 or 2): each connects without a connect() call. */
+static const char *fastopen_result(int how, const struct sockaddr_in *to) {
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct iovec iov = {.iov_base = "x", .iov_len = 1};
+    struct mmsghdr m = {.msg_hdr = {.msg_name = (void *)to, .msg_namelen = sizeof *to,
+                                    .msg_iov = &iov, .msg_iovlen = 1}};
+    long r = s < 0 ? -1
+             : how == 0 ? sendto(s, "x", 1, MSG_FASTOPEN, (const struct sockaddr *)to, sizeof *to)
+             : how == 1 ? sendmsg(s, &m.msg_hdr, MSG_FASTOPEN)
+                        : sendmmsg(s, &m, 1, MSG_FASTOPEN);
+    const char *res = result(r);
+    if (s >= 0)
+        close(s);
+    return res;
+}
+
+/* The netgaps= rows (see the top): `granted` when the network is granted in full. */
+static int netgap_rows(const char *ports, int granted, long abi) {
+    int port = atoi(ports), other = strchr(ports, ',') ? atoi(strchr(ports, ',') + 1) : 0;
+    if (!port || !other) {
+        fprintf(stderr, "usage: netgaps=PORT,OTHERPORT\n");
+        return 2;
+    }
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
+    struct sockaddr_in away = {.sin_family = AF_INET, .sin_port = htons(other)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &away.sin_addr);
+    /* What the kernel gives when nothing filters: MPTCP and TFO depend on sysctls, SCTP on
+     * the kernel's build. */
+    const char *mptcp = sysctl_is("/proc/sys/net/mptcp/enabled", "1") ? "success"
+                        : access("/proc/sys/net/mptcp", F_OK) == 0 ? "ENOPROTOOPT"
+                                                                   : "EPROTONOSUPPORT";
+    int tfo = sysctl_is("/proc/sys/net/ipv4/tcp_fastopen", "1") ||
+              sysctl_is("/proc/sys/net/ipv4/tcp_fastopen", "3");
+    const char *no = "EPROTONOSUPPORT"; /* seccomp's answer under network=tcp */
+    const char *dgram = granted ? "success" : no;
+    const char *fastopen = !granted ? "EPERM" : tfo ? "success" : "EOPNOTSUPP";
+    row("socket(AF_INET,SOCK_STREAM,IPPROTO_MPTCP)", granted ? mptcp : no,
+        socket_result(AF_INET, SOCK_STREAM, IPPROTO_MPTCP));
+    row("socket(AF_INET6,SOCK_STREAM,IPPROTO_MPTCP)", granted ? mptcp : no,
+        socket_result(AF_INET6, SOCK_STREAM, IPPROTO_MPTCP));
+    row("socket(AF_INET,SOCK_STREAM,IPPROTO_SCTP)", granted ? "success|EPROTONOSUPPORT" : no,
+        socket_result(AF_INET, SOCK_STREAM, IPPROTO_SCTP));
+    row("socket(AF_INET,SOCK_SEQPACKET,IPPROTO_SCTP)",
+        granted ? "success|ESOCKTNOSUPPORT|EPROTONOSUPPORT" : no,
+        socket_result(AF_INET, SOCK_SEQPACKET, IPPROTO_SCTP));
+    row("socket(AF_INET,SOCK_DGRAM,0)", dgram, socket_result(AF_INET, SOCK_DGRAM, 0));
+    row("socket(AF_INET6,SOCK_DGRAM|SOCK_NONBLOCK,0)", dgram,
+        socket_result(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK, 0));
+    row("socket(AF_INET,SOCK_RAW,IPPROTO_ICMP)", granted ? "EPERM" : no,
+        socket_result(AF_INET, SOCK_RAW, IPPROTO_ICMP)); /* no CAP_NET_RAW */
+    row("socket(AF_INET,SOCK_STREAM,IPPROTO_TCP)", "success",
+        socket_result(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, IPPROTO_TCP));
+    row("tcp-connect:port", "success", connect_result(SOCK_STREAM, &to, sizeof to));
+    row("tcp-connect:other-port", granted || abi < 4 ? "success" : "EACCES",
+        connect_result(SOCK_STREAM, &away, sizeof away));
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    row("setsockopt(TCP_FASTOPEN_CONNECT)", fastopen,
+        result(s < 0 ? -1 : setsockopt(s, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof one)));
+    if (s >= 0)
+        close(s);
+    row("sendto(MSG_FASTOPEN):other-port", fastopen, fastopen_result(0, &away));
+    row("sendmsg(MSG_FASTOPEN):other-port", fastopen, fastopen_result(1, &away));
+    row("sendmmsg(MSG_FASTOPEN):other-port", fastopen, fastopen_result(2, &away));
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     const char *uid = arg(argc, argv, "uid"), *gid = arg(argc, argv, "gid");
     const char *net = arg(argc, argv, "net"), *route = arg(argc, argv, "route");
@@ -265,6 +361,8 @@ int main(int argc, char **argv) {
     char got[4096], want[256];
     struct stat st;
     pthread_t thread;
+    if (arg(argc, argv, "netgaps"))
+        return netgap_rows(arg(argc, argv, "netgaps"), net != NULL, abi);
     if (!uid || !gid) {
         fprintf(stderr, "usage: %s uid=N gid=N [KEY=VALUE...]\n", argv[0]);
         return 2;
