@@ -22,6 +22,27 @@ pub enum StoreError {
     },
     #[error("installed app {app} is damaged ({problem}): install it again")]
     Damaged { app: String, problem: String },
+    #[error("{app} is running: close it first (reset, diff and --delete-data never touch a running app's files)")]
+    Running { app: String },
+    #[error("cannot lock the app state {path}")]
+    StateLock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot remove {path}")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}")]
+    Walk {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} keeps changing while it is being removed: close the app using it and try again"
+    )]
+    Changing { path: PathBuf },
     #[error("{0} is not installed")]
     NotInstalled(String),
     #[error("{0}")]

@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod export;
+pub mod fsx;
 pub mod install;
 pub mod layout;
 pub mod overrides;
