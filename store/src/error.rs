@@ -24,6 +24,27 @@ pub enum StoreError {
     Damaged { app: String, problem: String },
     #[error("installation cancelled: nothing changed")]
     Cancelled,
+    #[error("{app} is running: close it first (reset, diff and --delete-data never touch a running app's files)")]
+    Running { app: String },
+    #[error("cannot lock the app state {path}")]
+    StateLock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot remove {path}")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}")]
+    Walk {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} keeps changing while it is being removed: close the app using it and try again"
+    )]
+    Changing { path: PathBuf },
     #[error("{0} is not installed")]
     NotInstalled(String),
     #[error("{0}")]

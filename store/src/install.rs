@@ -263,6 +263,11 @@ pub fn uninstall(
         return Err(StoreError::NotInstalled(id.into()));
     }
     let who = Release::current(layout, id)?.identity();
+    // A running app refuses the whole command when its data is to go.
+    let held = match delete_data {
+        true => Some(crate::state::lock(layout, &who)?),
+        false => None,
+    };
     export::remove_app(layout, id)?;
     let trash = tempfile::Builder::new()
         .prefix(".trash-")
@@ -270,8 +275,8 @@ pub fn uninstall(
         .map_err(io(&layout.apps()))?;
     fs::rename(&app, trash.path().join(id)).map_err(io(&app))?;
     drop(trash);
-    if delete_data {
-        crate::state::delete_data(layout, &who)?;
+    if let Some(held) = held {
+        crate::state::delete_data_held(layout, &who, held)?;
     }
     gc(layout)?;
     export::refresh_databases();

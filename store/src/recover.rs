@@ -10,16 +10,10 @@ use crate::export;
 use crate::layout::Layout;
 use crate::release::Release;
 
-/// Deletes a directory tree, even one with read-only directories in it.
+/// Deletes a directory tree, even one with read-only directories in it, never following a
+/// symlink or leaving the tree ([`crate::fsx::remove_tree`]).
 pub(crate) fn remove_tree(p: &Path) -> Result<(), StoreError> {
-    userdata::cache::make_writable(p);
-    match fs::remove_dir_all(p) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
-            path: p.to_path_buf(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
+    crate::fsx::remove_tree(p)
 }
 
 /// Removes `.`-prefixed staging and trash entries directly inside `dir`.

@@ -1,14 +1,23 @@
 //! An app's state (its writable layer and private home): `reset`, `delete_data` and `diff`,
 //! which lists what the app changed in its own root, App-V style, from the overlay upper
 //! directory (whiteouts are deletions, opaque directories replaced ones).
+//!
+//! The app writes these trees itself, so they are walked and deleted only through
+//! [`crate::fsx`] (fd-relative, never following a symlink), and never while it runs: every
+//! running instance holds a shared `flock` on `state/<id>/instances.lock` for its whole life,
+//! and these operations take it exclusively, without waiting, for their whole duration
+//! ([`lock`]); a busy lock is [`StoreError::Running`]. The older `state/<id>/lock`, held
+//! exclusively by the run that owns `upper/`, is honoured the same way.
 
-use std::fs;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::Serialize;
 
-use crate::error::{io, StoreError};
+use crate::error::StoreError;
+use crate::fsx::{self, Kind};
 use crate::layout::Layout;
 use crate::recover::remove_tree;
 use crate::release::Release;
@@ -22,23 +31,71 @@ pub struct Change {
     pub path: String,
 }
 
-fn lock_state(layout: &Layout, who: &Identity) -> Result<Option<fs::File>, StoreError> {
-    let id = &who.id;
-    let p = layout.state(who).join("lock");
-    let Ok(f) = fs::OpenOptions::new().write(true).open(&p) else {
-        return Ok(None);
-    };
-    match f.try_lock() {
-        Ok(()) => Ok(Some(f)),
-        Err(_) => Err(StoreError::Invalid(format!(
-            "{id} is running: stop it first"
-        ))),
+/// Proof that no instance of an app is running, held until dropped.
+#[derive(Debug)]
+pub struct StateGuard {
+    _instances: Option<File>,
+    _owner: Option<File>,
+}
+
+/// Opens the lock file `p` (creating it, mode 0600, when `create`); `None` when it (or, with
+/// `create`, the state directory) does not exist.
+fn open_lock(p: &Path, create: bool) -> Result<Option<File>, StoreError> {
+    let r = fs::OpenOptions::new()
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(p);
+    match r {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StoreError::StateLock {
+            path: p.to_path_buf(),
+            source,
+        }),
     }
+}
+
+/// Takes `f` exclusively without waiting: busy means an instance of `id` is running.
+fn try_exclusive(f: &File, p: &Path, id: &str) -> Result<(), StoreError> {
+    match f.try_lock() {
+        Ok(()) => Ok(()),
+        Err(fs::TryLockError::WouldBlock) => Err(StoreError::Running { app: id.into() }),
+        Err(fs::TryLockError::Error(source)) => Err(StoreError::StateLock {
+            path: p.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Makes sure no instance of `id` runs, and that none starts until the guard is dropped (an
+/// instance takes its shared lock before it touches its state). Without a state directory
+/// nothing runs and there is nothing to lock.
+pub fn lock(layout: &Layout, who: &Identity) -> Result<StateGuard, StoreError> {
+    let id = who.id.as_str();
+    crate::layout::check_id(id)?;
+    let dir = layout.state(who);
+    let instances_path = dir.join("instances.lock");
+    let instances = open_lock(&instances_path, true)?;
+    if let Some(f) = &instances {
+        try_exclusive(f, &instances_path, id)?;
+    }
+    let owner_path = dir.join("lock");
+    let owner = open_lock(&owner_path, false)?;
+    if let Some(f) = &owner {
+        try_exclusive(f, &owner_path, id)?;
+    }
+    Ok(StateGuard {
+        _instances: instances,
+        _owner: owner,
+    })
 }
 
 /// Drops the app's writable layer and private home: back to "freshly installed".
 pub fn reset(layout: &Layout, who: &Identity) -> Result<(), StoreError> {
-    let _held = lock_state(layout, who)?;
+    let _held = lock(layout, who)?;
     for d in ["upper", "work", "home"] {
         remove_tree(&layout.state(who).join(d))?;
     }
@@ -47,9 +104,19 @@ pub fn reset(layout: &Layout, who: &Identity) -> Result<(), StoreError> {
 
 /// Deletes all the app's state and its permission overrides.
 pub fn delete_data(layout: &Layout, who: &Identity) -> Result<(), StoreError> {
-    let held = lock_state(layout, who)?;
-    drop(held);
+    let held = lock(layout, who)?;
+    delete_data_held(layout, who, held)
+}
+
+/// [`delete_data`] with the guard taken earlier (e.g. before an uninstall changes anything, so
+/// a running app refuses the whole command).
+pub fn delete_data_held(
+    layout: &Layout,
+    who: &Identity,
+    held: StateGuard,
+) -> Result<(), StoreError> {
     remove_tree(&layout.state(who))?;
+    drop(held);
     let _ = fs::remove_file(crate::overrides::path(layout, who));
     let _ = fs::remove_file(userdata::consent::path(who));
     Ok(())
@@ -59,62 +126,43 @@ pub fn delete_data(layout: &Layout, who: &Identity) -> Result<(), StoreError> {
 pub fn diff(layout: &Layout, id: &str) -> Result<Vec<Change>, StoreError> {
     let rel = Release::current(layout, id)?;
     let who = rel.identity();
+    let _held = lock(layout, &who)?;
     let in_layers = |p: &str| {
         rel.tocs
             .iter()
             .any(|t| t.entries.iter().any(|e| e.path.as_str() == p))
     };
-    let upper = layout.state(&who).join("upper");
-    let mountpoints: std::collections::BTreeSet<String> =
-        fs::read(layout.state(&who).join("mountpoints.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+    let mountpoints: BTreeSet<String> = fs::read(layout.state(&who).join("mountpoints.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
     let is_mountpoint =
-        |p: &str, m: &fs::Metadata| mountpoints.contains(p) && (m.is_dir() || m.len() == 0);
+        |p: &str, e: &fsx::Entry| mountpoints.contains(p) && (e.kind == Kind::Dir || e.size == 0);
     let mut out = Vec::new();
-    let mut stack = vec![upper.clone()];
-    while let Some(dir) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&dir) else { continue };
-        for e in rd.flatten() {
-            let p = e.path();
-            let rel_path = p
-                .strip_prefix(&upper)
-                .expect("below upper")
-                .to_string_lossy()
-                .into_owned();
-            let m = fs::symlink_metadata(&p).map_err(io(&p))?;
-            let whiteout = (m.file_type().is_char_device() && m.rdev() == 0)
-                || xattr_is(&p, "user.overlay.whiteout");
-            let kind = if whiteout {
-                "deleted"
-            } else if m.is_dir() {
-                stack.push(p.clone());
-                if xattr_is(&p, "user.overlay.opaque") {
-                    "replaced"
-                } else if in_layers(&rel_path) {
-                    continue;
-                } else {
-                    "added"
-                }
+    fsx::walk(&layout.state(&who).join("upper"), |e| {
+        let rel_path = e.path.to_string_lossy().into_owned();
+        let whiteout = (e.kind == Kind::CharDevice && e.rdev == 0) || e.whiteout_xattr;
+        let kind = if whiteout {
+            "deleted"
+        } else if e.kind == Kind::Dir {
+            if e.opaque_xattr {
+                "replaced"
             } else if in_layers(&rel_path) {
-                "changed"
+                return true;
             } else {
                 "added"
-            };
-            let abs = format!("/{rel_path}");
-            if kind == "added" && is_mountpoint(&abs, &m) {
-                continue;
             }
+        } else if in_layers(&rel_path) {
+            "changed"
+        } else {
+            "added"
+        };
+        let abs = format!("/{rel_path}");
+        if !(kind == "added" && is_mountpoint(&abs, e)) {
             out.push(Change { kind, path: abs });
         }
-    }
+        !whiteout
+    })?;
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
-}
-
-/// Whether the extended attribute `name` is set on `p` (not following a symlink). Overlayfs
-/// mounted with `userxattr` marks opaque directories and some whiteouts this way.
-fn xattr_is(p: &Path, name: &str) -> bool {
-    xattr::get(p, name).ok().flatten().is_some()
 }

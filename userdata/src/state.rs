@@ -44,6 +44,14 @@ const fn libc_o_nofollow() -> i32 {
     nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_CLOEXEC.bits()
 }
 
+fn same_file(f: &File, p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), fs::symlink_metadata(p)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
 /// An app's state directories, and the locks this run holds.
 #[derive(Debug)]
 pub struct AppState {
@@ -70,12 +78,22 @@ impl AppState {
             check_overlay_path(d)?;
         }
         let lock_path = dir.join("instances.lock");
-        let instance = open_lock(&lock_path)?;
-        if instance.try_lock().is_ok() {
-            // No other instance: tidy what a killed run left, then share.
-            crate::tidy::remove_recorded(&dir);
-        }
-        instance.lock_shared().map_err(prep(&lock_path))?;
+        let instance = loop {
+            let f = open_lock(&lock_path)?;
+            if f.try_lock().is_ok() {
+                // No other instance: tidy what a killed run left, then share.
+                crate::tidy::remove_recorded(&dir);
+            }
+            f.lock_shared().map_err(prep(&lock_path))?;
+            // A store command may have deleted the state (lock file included) while we
+            // waited: then lock the new one.
+            if same_file(&f, &lock_path) {
+                break f;
+            }
+            for d in [&upper, &work, &home] {
+                private_dir(d)?;
+            }
+        };
         let lock_path = dir.join("lock");
         let f = open_lock(&lock_path)?;
         let upper_lock = match f.try_lock() {
