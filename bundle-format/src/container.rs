@@ -157,8 +157,9 @@ pub fn encode_table(entries: &[BlobEntry]) -> Vec<u8> {
     out
 }
 
-/// Decodes and checks the table: blobs in increasing, aligned, non-overlapping order, ending
-/// exactly at `blobs_len`, each digest once.
+/// Decodes and checks the table: blobs in increasing, aligned, non-overlapping order, each
+/// inside the region of `blobs_len` bytes (so no offset arithmetic on them overflows), the last
+/// ending exactly at its end, each digest once.
 pub fn decode_table(b: &[u8], blobs_len: u64) -> Result<Vec<BlobEntry>, LayoutError> {
     if !(b.len() as u64).is_multiple_of(TABLE_ENTRY_LEN)
         || b.len() as u64 / TABLE_ENTRY_LEN > MAX_BLOBS
@@ -177,11 +178,20 @@ pub fn decode_table(b: &[u8], blobs_len: u64) -> Result<Vec<BlobEntry>, LayoutEr
         if !e.offset.is_multiple_of(ALIGN) || e.offset < end {
             return Err(bad(format!("blob {digest} is misplaced in the table")));
         }
+        // Checked before rounding up, so `end` cannot overflow: the region ends at
+        // `blobs_len`, which the header check bounded by the file's length.
         end = e
             .offset
             .checked_add(e.len)
-            .ok_or_else(|| bad("blob table offset overflows"))?
-            .next_multiple_of(ALIGN);
+            .filter(|&blob_end| blob_end <= blobs_len)
+            .ok_or_else(|| {
+                bad(format!(
+                    "blob {digest} (offset {}, length {}) ends past the blob region of {blobs_len} bytes",
+                    e.offset, e.len
+                ))
+            })?
+            .checked_next_multiple_of(ALIGN)
+            .unwrap_or(u64::MAX);
         if out.iter().any(|o| o.digest == digest) {
             return Err(bad(format!("blob {digest} is listed twice")));
         }
@@ -240,5 +250,24 @@ mod tests {
         assert!(decode_table(&encode_table(&[a, unaligned]), 8203).is_err());
         assert!(decode_table(&encode_table(&[a, a]), 5000).is_err());
         assert!(decode_table(&encode_table(&[a]), 5001).is_err());
+    }
+
+    #[test]
+    fn table_offsets_near_the_top_of_u64_are_refused() {
+        // Before the bound, rounding offset + len up to the alignment overflowed (a panic with
+        // overflow checks on).
+        let top = BlobEntry {
+            digest: Digest::of(b"a"),
+            offset: u64::MAX - (ALIGN - 1),
+            len: 1,
+        };
+        let e = decode_table(&encode_table(&[top]), 4096).unwrap_err();
+        assert!(
+            e.0.contains("ends past the blob region of 4096 bytes"),
+            "{e}"
+        );
+        let wrap = BlobEntry { len: ALIGN, ..top };
+        let e = decode_table(&encode_table(&[wrap]), 4096).unwrap_err();
+        assert!(e.0.contains("ends past the blob region"), "{e}");
     }
 }

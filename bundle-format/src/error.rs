@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::container::LayoutError;
 use crate::digest::Digest;
+use crate::limits::human_size;
 use crate::manifest::ManifestError;
 use crate::sign::KeyError;
 use crate::toc::TocError;
@@ -51,6 +52,18 @@ pub enum Error {
     Key(#[from] KeyError),
     #[error("cannot extract {path}")]
     Extract { path: PathBuf, source: io::Error },
+    #[error("cannot read the free space of {path}")]
+    FreeSpace { path: PathBuf, source: io::Error },
+    #[error(
+        "not enough free space in {path}: the bundle unpacks to {}, {} available; free some space or choose another directory",
+        human_size(*need),
+        human_size(*available)
+    )]
+    NotEnoughSpace {
+        path: PathBuf,
+        need: u64,
+        available: u64,
+    },
     #[error("{0}")]
     Compose(String),
 }

@@ -5,14 +5,20 @@
 //! untouched. Every entry was validated ([`crate::toc`]): its parents are directories created
 //! here, so nothing is written through a link; files are created with `O_CREAT|O_EXCL|O_NOFOLLOW`
 //! and given their mode through the open descriptor. No ownership, xattr or special bit is ever
-//! applied.
+//! applied. Before anything is written, the file system must have room for the manifest's
+//! total unpacked size ([`check_free_space`]); while writing, [`crate::layer::read_layer`]
+//! stops any layer that holds more than its declared size.
 
 use std::fs::{self, DirBuilder, OpenOptions, Permissions};
 use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::sys::statvfs::statvfs;
 
 use crate::error::{Error, Result};
+use crate::limits::MAX_MTIME;
 use crate::reader::Bundle;
 use crate::toc::{EntryKind, TocEntry};
 
@@ -21,6 +27,42 @@ use crate::toc::{EntryKind, TocEntry};
 pub struct ExtractStats {
     pub entries: u64,
     pub bytes: u64,
+}
+
+/// An entry's mtime as a `SystemTime`; refused past [`MAX_MTIME`] (a validated TOC never is),
+/// never an overflow.
+fn mtime(e: &TocEntry) -> io::Result<SystemTime> {
+    Some(e.mtime)
+        .filter(|&t| t <= MAX_MTIME)
+        .and_then(|t| UNIX_EPOCH.checked_add(Duration::from_secs(t)))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "entry {}: mtime {} is after the year 9999 (at most {MAX_MTIME})",
+                    e.path, e.mtime
+                ),
+            )
+        })
+}
+
+/// Refuses unless the file system holding `dir` has `need` bytes available to unprivileged
+/// users (`statvfs`: `f_bavail * f_frsize`). Content bytes only: block rounding and metadata
+/// take a little more.
+pub fn check_free_space(dir: &Path, need: u64) -> Result<()> {
+    let st = statvfs(dir).map_err(|errno| Error::FreeSpace {
+        path: dir.to_path_buf(),
+        source: errno.into(),
+    })?;
+    let available = (st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64);
+    if need > available {
+        return Err(Error::NotEnoughSpace {
+            path: dir.to_path_buf(),
+            need,
+            available,
+        });
+    }
+    Ok(())
 }
 
 /// Writes one validated entry below `root`.
@@ -45,8 +87,7 @@ pub fn write_entry(root: &Path, e: &TocEntry, content: &mut dyn Read) -> io::Res
                 .open(&dst)?;
             let n = io::copy(content, &mut f)?;
             f.set_permissions(Permissions::from_mode(e.mode))?;
-            let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(e.mtime);
-            f.set_times(fs::FileTimes::new().set_modified(mtime))?;
+            f.set_times(fs::FileTimes::new().set_modified(mtime(e)?))?;
             Ok(n)
         }
         EntryKind::Symlink => {
@@ -71,7 +112,8 @@ pub fn write_entry(root: &Path, e: &TocEntry, content: &mut dyn Read) -> io::Res
 }
 
 /// Extracts every layer of `bundle`, in order, into `dest`, which must not exist or be an empty
-/// directory. `progress` receives content bytes written so far.
+/// directory, and whose parent must have room for the bundle's unpacked size. `progress`
+/// receives content bytes written so far.
 pub fn extract(
     bundle: &Bundle,
     dest: &Path,
@@ -98,6 +140,7 @@ pub fn extract(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    check_free_space(parent, bundle.manifest().unpacked_size())?;
     let staging = tempfile::Builder::new()
         .prefix(".capsa-extract-")
         .tempdir_in(parent)

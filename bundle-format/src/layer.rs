@@ -221,6 +221,7 @@ pub fn decompress_meta(blob: impl Read, what: &str, cap: u64) -> Result<Vec<u8>>
 
 /// Streams a layer blob, checking every tar header and every byte against `toc`, and hands each
 /// entry to `sink` (files with a reader over their content; other kinds with an empty reader).
+/// The sink never receives more content bytes in total than the layer's `unpacked_size`.
 /// Fails on the first mismatch; callers must not keep what the sink saw on failure.
 pub fn read_layer(
     blob: impl Read,
@@ -238,6 +239,9 @@ pub fn read_layer(
     d.window_log_max(WINDOW_LOG).map_err(read_err(&name))?;
     let mut archive = tar::Archive::new(HashingReader::new(LimitReader::new(d, layer.tar_size)));
     let mut index = 0usize;
+    // Content bytes the manifest still allows: an entry that would take more is refused
+    // before its first byte reaches the sink, whatever TOC the caller passed.
+    let mut budget = layer.unpacked_size;
     // Raw entries: left to itself, the tar crate reads GNU long names and PAX headers of any
     // size into memory and collects GNU sparse maps of any length before returning an entry.
     // Long names and links are read here with a cap; PAX and sparse entries are refused below.
@@ -310,6 +314,15 @@ pub fn read_layer(
                 "pax extended headers (xattrs, sizes) are not allowed".into(),
             ));
         }
+        budget = budget.checked_sub(want.size).ok_or_else(|| {
+            entry_err(
+                want,
+                format!(
+                    "the layer's files exceed its declared unpacked size of {} bytes (manifest field layers.unpacked_size)",
+                    layer.unpacked_size
+                ),
+            )
+        })?;
         let mut content = HashingReader::new(&mut entry);
         sink(want, &mut content).map_err(|source| Error::Extract {
             path: want.path.to_absolute(),

@@ -13,6 +13,7 @@ pub mod digest;
 pub mod error;
 pub mod extract;
 pub mod layer;
+pub mod limits;
 pub mod manifest;
 pub mod path;
 pub mod permissions;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::canonical;
 use crate::digest::Digest;
+use crate::limits::{human_size, MAX_LAYER_SIZE, MAX_MTIME};
 use crate::path::{is_forbidden_char, BundlePath};
 use crate::permissions::Permissions;
 
@@ -219,6 +220,16 @@ impl Manifest {
         out
     }
 
+    /// Total bytes of regular files over all layers: what extracting the bundle writes. Exact
+    /// for a validated manifest (its bounds keep the sum far below `u64::MAX`); saturates
+    /// otherwise.
+    pub fn unpacked_size(&self) -> u64 {
+        self.layers
+            .iter()
+            .try_fold(0u64, |sum, l| sum.checked_add(l.unpacked_size))
+            .unwrap_or(u64::MAX)
+    }
+
     /// Checks every field (see `SPEC.md` for the rules).
     pub fn validate(&self) -> Result<(), ManifestError> {
         if self.schema != SCHEMA {
@@ -241,6 +252,15 @@ impl Manifest {
             return Err(invalid(
                 "arch",
                 format!("unknown architecture {:?}", self.arch),
+            ));
+        }
+        if self.created > MAX_MTIME {
+            return Err(invalid(
+                "created",
+                format!(
+                    "{} is after the year 9999 (at most {MAX_MTIME})",
+                    self.created
+                ),
             ));
         }
         let Some(program) = self.command.first() else {
@@ -289,6 +309,10 @@ impl Manifest {
                     format!("unsupported media type {:?}", l.media_type),
                 ));
             }
+            validate_layer_numbers(l)?;
+        }
+        if let Some(r) = &self.report {
+            bounded("report.size", "the capture report", r.size)?;
         }
         let mut seen = std::collections::HashSet::new();
         for b in self.blobs() {
@@ -301,6 +325,41 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// Refuses a size above [`MAX_LAYER_SIZE`].
+fn bounded(field: &'static str, what: &str, n: u64) -> Result<(), ManifestError> {
+    if n > MAX_LAYER_SIZE {
+        return Err(invalid(
+            field,
+            format!(
+                "{what}: {n} bytes is more than the limit of {MAX_LAYER_SIZE} ({})",
+                human_size(MAX_LAYER_SIZE)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Bounds a layer's sizes and entry count (see [`crate::limits`]), so that sums over the
+/// bundle and the TOC size cap derived from `entries` cannot overflow.
+fn validate_layer_numbers(l: &Layer) -> Result<(), ManifestError> {
+    let what = format!("layer {}", l.role.as_str());
+    bounded("layers.size", &what, l.size)?;
+    bounded("layers.tar_size", &what, l.tar_size)?;
+    bounded("layers.unpacked_size", &what, l.unpacked_size)?;
+    bounded("layers.toc.size", &what, l.toc.size)?;
+    if l.entries > crate::toc::MAX_ENTRIES as u64 {
+        return Err(invalid(
+            "layers.entries",
+            format!(
+                "{what}: {} entries is more than the limit of {}",
+                l.entries,
+                crate::toc::MAX_ENTRIES
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn text(field: &'static str, s: &str, empty_ok: bool) -> Result<(), ManifestError> {
@@ -621,7 +680,8 @@ mod tests {
 
     #[test]
     fn validates_fields() {
-        let bad: Vec<Box<dyn Fn(&mut Manifest)>> = vec![
+        type Change = Box<dyn Fn(&mut Manifest)>;
+        let bad: Vec<Change> = vec![
             Box::new(|m| m.id = "../x".into()),
             Box::new(|m| m.id = "a/b.c.d".into()),
             Box::new(|m| m.id = "org.example".into()),

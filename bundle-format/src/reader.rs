@@ -265,7 +265,10 @@ impl Bundle {
         let what = format!("table of contents of layer {}", layer.role.as_str());
         // The manifest's entry count bounds the TOC's size, so a tiny blob cannot inflate into
         // a huge one; the typed decode keeps memory near the TOC's own size.
-        let cap = 64 + layer.entries.saturating_mul(crate::toc::MAX_ENTRY_JSON);
+        let cap = layer
+            .entries
+            .saturating_mul(crate::toc::MAX_ENTRY_JSON)
+            .saturating_add(64);
         let bytes = decompress_meta(self.checked_blob(&layer.toc, &what)?, &what, cap)?;
         let toc = Toc::from_canonical(&bytes).map_err(|e| Error::Damaged {
             part: what.clone(),
@@ -275,10 +278,14 @@ impl Bundle {
             layer: format!("layer {}", layer.role.as_str()),
             source,
         })?;
-        if toc.entries.len() as u64 != layer.entries || toc.content_size() != layer.unpacked_size {
+        let (entries, bytes) = (toc.entries.len() as u64, toc.content_size());
+        if entries != layer.entries || bytes != layer.unpacked_size {
             return Err(Error::Damaged {
                 part: what,
-                problem: "entry count or size differs from the manifest".into(),
+                problem: format!(
+                    "entry count or size differs from the manifest: {entries} entries of {bytes} bytes, the manifest says {} (layers.entries) of {} (layers.unpacked_size)",
+                    layer.entries, layer.unpacked_size
+                ),
             });
         }
         Ok(toc)

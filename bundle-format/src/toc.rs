@@ -4,11 +4,14 @@
 //! duplicates, and every directory precedes its contents); every parent is a directory entry of
 //! the same layer (nothing is ever written through a link); regular files and directories have
 //! normalized modes (0644/0755, no setuid, setgid, sticky or world-write); symlink targets never
-//! climb above the root; hardlinks point to an earlier regular file of the same layer.
+//! climb above the root; hardlinks point to an earlier regular file of the same layer; every
+//! mtime is at most [`MAX_MTIME`] (the year 9999), every size and their sum at most
+//! [`MAX_LAYER_SIZE`] (so [`Toc::content_size`] is exact and no later sum overflows).
 
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::limits::{human_size, MAX_LAYER_SIZE, MAX_MTIME};
 use crate::path::{is_forbidden_char, BundlePath, MAX_PATH_LEN};
 
 /// Most entries one layer may have.
@@ -100,6 +103,7 @@ impl Toc {
         }
         let mut kinds: std::collections::HashMap<&BundlePath, EntryKind> = Default::default();
         let mut prev: Option<&BundlePath> = None;
+        let mut total = 0u64;
         for e in &self.entries {
             if let Some(p) = prev {
                 if p.as_str().as_bytes() >= e.path.as_str().as_bytes() {
@@ -115,20 +119,57 @@ impl Toc {
                     return Err(err(&e.path, "parent is not a directory of this layer"));
                 }
             }
+            validate_numbers(e)?;
             validate_entry(e, &kinds)?;
             kinds.insert(&e.path, e.kind);
+            total = total
+                .checked_add(e.size)
+                .filter(|&t| t <= MAX_LAYER_SIZE)
+                .ok_or_else(|| {
+                    err(
+                        &e.path,
+                        format!(
+                            "the layer's files add up to more than the limit of {MAX_LAYER_SIZE} bytes ({})",
+                            human_size(MAX_LAYER_SIZE)
+                        ),
+                    )
+                })?;
         }
         Ok(())
     }
 
-    /// Sum of the sizes of regular files.
+    /// Sum of the sizes of regular files: exact for a validated TOC, saturating otherwise.
     pub fn content_size(&self) -> u64 {
         self.entries
             .iter()
             .filter(|e| e.kind == EntryKind::File)
-            .map(|e| e.size)
-            .sum()
+            .try_fold(0u64, |sum, e| sum.checked_add(e.size))
+            .unwrap_or(u64::MAX)
     }
+}
+
+/// Bounds an entry's mtime and size (see [`crate::limits`]).
+fn validate_numbers(e: &TocEntry) -> Result<(), TocError> {
+    if e.mtime > MAX_MTIME {
+        return Err(err(
+            &e.path,
+            format!(
+                "mtime {} is after the year 9999 (at most {MAX_MTIME})",
+                e.mtime
+            ),
+        ));
+    }
+    if e.size > MAX_LAYER_SIZE {
+        return Err(err(
+            &e.path,
+            format!(
+                "size {} is more than the limit of {MAX_LAYER_SIZE} bytes ({})",
+                e.size,
+                human_size(MAX_LAYER_SIZE)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn validate_entry(
@@ -277,6 +318,30 @@ mod tests {
                 "hardlink target",
             ),
             (vec![link("h", EntryKind::Hardlink, "z")], "not an earlier"),
+            (
+                vec![TocEntry {
+                    mtime: MAX_MTIME + 1,
+                    ..file("a", 0o644)
+                }],
+                "after the year 9999",
+            ),
+            (
+                vec![TocEntry {
+                    size: MAX_LAYER_SIZE + 1,
+                    ..file("a", 0o644)
+                }],
+                "more than the limit",
+            ),
+            (
+                vec![
+                    TocEntry {
+                        size: MAX_LAYER_SIZE,
+                        ..file("a", 0o644)
+                    },
+                    file("b", 0o644),
+                ],
+                "add up to more than the limit",
+            ),
         ];
         for (entries, want) in cases {
             let e = Toc { entries }.validate().unwrap_err();

@@ -12,7 +12,7 @@ pub fn run(a: ExtractArgs) -> anyhow::Result<ExitCode> {
     let b = Bundle::open(&a.bundle)
         .with_context(|| format!("cannot open bundle {}", a.bundle.display()))?;
     let pb = bar("extracting");
-    pb.set_length(b.manifest().layers.iter().map(|l| l.unpacked_size).sum());
+    pb.set_length(b.manifest().unpacked_size());
     let stats =
         bundle_format::extract(&b, &a.dir, &mut |done| pb.set_position(done)).with_context(|| {
             format!(

@@ -45,6 +45,7 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
             "file_size": b.file_len(),
             "stub_size": b.stub_len(),
             "manifest_digest": b.manifest_digest().to_string(),
+            "unpacked_size": m.unpacked_size(),
             "manifest": m,
             "signature": sig,
         });
@@ -64,6 +65,7 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
         a.bundle.display(),
         size(b.file_len())
     );
+    outln!("  unpacked     {}", size(m.unpacked_size()));
     outln!("  command      {}", m.command.join(" "));
     let grants: Vec<String> = m.permissions.grants.iter().map(|g| g.to_string()).collect();
     outln!(

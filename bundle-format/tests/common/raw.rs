@@ -24,6 +24,8 @@ pub struct Raw {
     pub pax: Vec<(String, Vec<u8>)>,
     /// Write the path in a GNU `L` entry even when it would fit the header.
     pub long_name: bool,
+    /// The header's mtime (and the mirrored TOC's).
+    pub mtime: u64,
 }
 
 impl Raw {
@@ -36,7 +38,12 @@ impl Raw {
             link: None,
             pax: Vec::new(),
             long_name: false,
+            mtime: MTIME,
         }
+    }
+    pub fn mtime(mut self, mtime: u64) -> Self {
+        self.mtime = mtime;
+        self
     }
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode;
@@ -83,11 +90,24 @@ pub fn tar_block(
     link: &[u8],
     data: &[u8],
 ) -> Vec<u8> {
+    tar_block_at(kind, name, mode, size, MTIME, link, data)
+}
+
+/// [`tar_block`] with any mtime (GNU base-256 encoding past 8^11).
+pub fn tar_block_at(
+    kind: tar::EntryType,
+    name: &[u8],
+    mode: u32,
+    size: u64,
+    mtime: u64,
+    link: &[u8],
+    data: &[u8],
+) -> Vec<u8> {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
     h.set_mode(mode);
     h.set_size(size);
-    h.set_mtime(MTIME);
+    h.set_mtime(mtime);
     h.set_uid(0);
     h.set_gid(0);
     let old = h.as_old_mut();
@@ -139,11 +159,12 @@ pub fn raw_tar(entries: &[Raw]) -> Vec<u8> {
         if link.len() > 100 {
             out.extend(long(tar::EntryType::GNULongLink, &link));
         }
-        out.extend(tar_block(
+        out.extend(tar_block_at(
             e.kind,
             &e.path,
             e.mode,
             e.data.len() as u64,
+            e.mtime,
             &link,
             &e.data,
         ));
@@ -189,7 +210,9 @@ pub fn mirror_toc(entries: &[Raw]) -> Vec<Value> {
                 .link
                 .as_ref()
                 .map(|l| String::from_utf8_lossy(l).into_owned());
-            toc_entry(path, kind, e.mode, content, target.as_deref())
+            let mut v = toc_entry(path, kind, e.mode, content, target.as_deref());
+            v["mtime"] = e.mtime.into();
+            v
         })
         .collect()
 }
@@ -230,7 +253,7 @@ impl RawLayer {
             .iter()
             .filter(|e| e["type"] == "file")
             .map(|e| e["size"].as_u64().unwrap_or(0))
-            .sum();
+            .fold(0u64, u64::saturating_add);
         let toc_json = canonical::to_vec(&json!({ "entries": toc })).unwrap();
         Self {
             blob,
