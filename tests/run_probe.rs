@@ -269,7 +269,12 @@ fn expected_rows(abi: u32, network: bool, hidden: &[PathBuf]) -> BTreeMap<String
         (host_interfaces(), host_route(), "success", scoped)
     } else {
         // Its own network namespace: only its own loopback, where nothing listens.
-        ("lo".to_owned(), "ENETUNREACH", "ECONNREFUSED", "ECONNREFUSED")
+        (
+            "lo".to_owned(),
+            "ENETUNREACH",
+            "ECONNREFUSED",
+            "ECONNREFUSED",
+        )
     };
     rows.insert("netdevs".into(), netdevs);
     rows.insert("udp-connect:1.1.1.1:53".into(), udp.into());

@@ -156,7 +156,12 @@ fn shared_layer_is_stored_once_and_removed_with_its_last_app() {
         .join("overrides/org.python.Python3@local.json")
         .exists());
     if sandbox {
-        assert!(env.store().join("state").join(format!("{PY}@local")).join("upper").is_dir());
+        assert!(env
+            .store()
+            .join("state")
+            .join(format!("{PY}@local"))
+            .join("upper")
+            .is_dir());
         assert!(env.ok(&["run", HELLO]).contains("hello from capsa"));
     }
     assert!(env.fails(&["info", PY]).contains("not installed"));
@@ -168,7 +173,10 @@ fn shared_layer_is_stored_once_and_removed_with_its_last_app() {
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
     if sandbox {
         assert!(
-            env.store().join("state").join(format!("{HELLO}@local")).is_dir(),
+            env.store()
+                .join("state")
+                .join(format!("{HELLO}@local"))
+                .is_dir(),
             "state is kept"
         );
     }
@@ -179,7 +187,11 @@ fn shared_layer_is_stored_once_and_removed_with_its_last_app() {
     assert_eq!(strings(&env.info(PY)["permissions"]), ["network"]);
     let out = env.ok(&["uninstall", "--delete-data", PY]);
     assert!(out.contains("and its data"), "{out}");
-    assert!(!env.store().join("state").join(format!("{PY}@local")).exists());
+    assert!(!env
+        .store()
+        .join("state")
+        .join(format!("{PY}@local"))
+        .exists());
     assert!(!env
         .store()
         .join("overrides/org.python.Python3@local.json")
@@ -377,7 +389,12 @@ fn diff_shows_the_apps_changes_and_reset_drops_them() {
 
     let out = env.ok(&["reset", PY]);
     assert!(out.contains("reset org.python.Python3"), "{out}");
-    assert!(!env.store().join("state").join(format!("{PY}@local")).join("upper").exists());
+    assert!(!env
+        .store()
+        .join("state")
+        .join(format!("{PY}@local"))
+        .join("upper")
+        .exists());
     assert_eq!(env.ok(&["diff", PY]).trim(), "");
     assert_eq!(
         env.ok(&["run", PY, "--", "-c", &probe]).trim(),

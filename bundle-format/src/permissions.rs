@@ -372,7 +372,12 @@ mod tests {
             assert_eq!(p.key().to_string(), key);
             assert_eq!(key.parse::<Key>().unwrap(), p.key());
         }
-        for bad in ["network=tcp:443", "filesystem=home:ro", "filesystem=/srv:rw", "netwrok"] {
+        for bad in [
+            "network=tcp:443",
+            "filesystem=home:ro",
+            "filesystem=/srv:rw",
+            "netwrok",
+        ] {
             assert!(bad.parse::<Key>().is_err(), "{bad}");
         }
     }

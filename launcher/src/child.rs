@@ -120,9 +120,21 @@ fn setup(a: &mut ChildArgs) -> Result<isize, ChildError> {
 
 fn write_maps(uid: u32, gid: u32) -> Result<(), ChildError> {
     for (file, text, call) in [
-        ("/proc/self/setgroups", "deny".to_owned(), Call::WriteSetgroups),
-        ("/proc/self/uid_map", format!("{uid} {uid} 1\n"), Call::WriteUidMap),
-        ("/proc/self/gid_map", format!("{gid} {gid} 1\n"), Call::WriteGidMap),
+        (
+            "/proc/self/setgroups",
+            "deny".to_owned(),
+            Call::WriteSetgroups,
+        ),
+        (
+            "/proc/self/uid_map",
+            format!("{uid} {uid} 1\n"),
+            Call::WriteUidMap,
+        ),
+        (
+            "/proc/self/gid_map",
+            format!("{gid} {gid} 1\n"),
+            Call::WriteGidMap,
+        ),
     ] {
         std::fs::write(file, text).map_err(|e| {
             ChildError::new(
@@ -139,7 +151,12 @@ fn write_maps(uid: u32, gid: u32) -> Result<(), ChildError> {
 /// Drops every capability: bounding and ambient first (needs CAP_SETPCAP), then the rest.
 fn drop_caps() -> Result<(), ChildError> {
     let fail = |e: caps::errors::CapsError| {
-        ChildError::new(&format!("drop capabilities ({e})"), Call::Capset, None, libc::EPERM)
+        ChildError::new(
+            &format!("drop capabilities ({e})"),
+            Call::Capset,
+            None,
+            libc::EPERM,
+        )
     };
     caps::clear(None, caps::CapSet::Ambient).map_err(fail)?;
     for c in caps::all() {
@@ -192,7 +209,11 @@ fn exec_app(a: &mut ChildArgs) -> Result<Infallible, ChildError> {
         ));
     }
     // Close-on-exec rather than close: the message pipe must stay open until exec.
-    sys::cloexec_from_3().map_err(sys_err("close inherited descriptors", Call::CloseRange, None))?;
+    sys::cloexec_from_3().map_err(sys_err(
+        "close inherited descriptors",
+        Call::CloseRange,
+        None,
+    ))?;
     let argv: Vec<CString> = a
         .plan
         .argv
@@ -208,7 +229,12 @@ fn exec_app(a: &mut ChildArgs) -> Result<Infallible, ChildError> {
     // Seccomp last, so that nothing above needs a syscall it refuses.
     for p in &a.seccomp.programs {
         seccompiler::apply_filter(p).map_err(|e| {
-            ChildError::new(&format!("apply seccomp ({e})"), Call::Seccomp, None, libc::EINVAL)
+            ChildError::new(
+                &format!("apply seccomp ({e})"),
+                Call::Seccomp,
+                None,
+                libc::EINVAL,
+            )
         })?;
     }
     let program = Path::new(&a.plan.argv[0]);

@@ -49,7 +49,9 @@ pub fn merged(
                     EntryKind::Symlink => {
                         std::os::unix::fs::symlink(e.target.as_deref().unwrap_or_default(), &dst)
                     }
-                    EntryKind::File | EntryKind::Hardlink => fs::hard_link(e.path.under(layer), &dst),
+                    EntryKind::File | EntryKind::Hardlink => {
+                        fs::hard_link(e.path.under(layer), &dst)
+                    }
                 };
                 r.map_err(prep(&dst))?;
             }

@@ -62,7 +62,12 @@ pub(crate) fn prepare_target(
                 ))
             }
             Ok(m) if !last && !m.is_dir() => {
-                return Err(ChildError::new(step, Call::Lstat, Some(&cur), libc::ENOTDIR))
+                return Err(ChildError::new(
+                    step,
+                    Call::Lstat,
+                    Some(&cur),
+                    libc::ENOTDIR,
+                ))
             }
             Ok(m) if last && dir != m.is_dir() => {
                 return Err(ChildError::new(
@@ -165,7 +170,14 @@ fn open_source(src: &Path, check: Option<FileId>, step: &str) -> R<std::os::fd::
     Ok(fd)
 }
 
-fn mount_fs(fstype: &str, target: &Path, flags: MsFlags, data: Option<&str>, call: Call, step: &str) -> R {
+fn mount_fs(
+    fstype: &str,
+    target: &Path,
+    flags: MsFlags,
+    data: Option<&str>,
+    call: Call,
+    step: &str,
+) -> R {
     mount(Some(fstype), target, Some(fstype), flags, data).map_err(sys(step, call, target))
 }
 
@@ -174,7 +186,14 @@ fn mount_fs(fstype: &str, target: &Path, flags: MsFlags, data: Option<&str>, cal
 pub fn build_root(plan: &Plan, scratch: &Path) -> R<(PathBuf, Vec<PathBuf>)> {
     let step = "mount a private tmpfs for the new root";
     let nosuid_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    mount_fs("tmpfs", scratch, nosuid_nodev, Some("mode=0700"), Call::MountTmpfs, step)?;
+    mount_fs(
+        "tmpfs",
+        scratch,
+        nosuid_nodev,
+        Some("mode=0700"),
+        Call::MountTmpfs,
+        step,
+    )?;
     let root = scratch.join("root");
     let files = scratch.join("files");
     for d in [&root, &files] {
@@ -196,7 +215,12 @@ pub fn build_root(plan: &Plan, scratch: &Path) -> R<(PathBuf, Vec<PathBuf>)> {
                     (u, w)
                 }
             };
-            let lowers: Vec<String> = plan.root.lowers.iter().map(|l| l.display().to_string()).collect();
+            let lowers: Vec<String> = plan
+                .root
+                .lowers
+                .iter()
+                .map(|l| l.display().to_string())
+                .collect();
             let opts = format!(
                 "lowerdir={},upperdir={},workdir={},userxattr",
                 lowers.join(":"),
@@ -204,7 +228,14 @@ pub fn build_root(plan: &Plan, scratch: &Path) -> R<(PathBuf, Vec<PathBuf>)> {
                 work.display()
             );
             let step = "mount the app's layers as its root";
-            mount_fs("overlay", &root, nosuid_nodev, Some(&opts), Call::MountOverlay, step)?;
+            mount_fs(
+                "overlay",
+                &root,
+                nosuid_nodev,
+                Some(&opts),
+                Call::MountOverlay,
+                step,
+            )?;
         }
     }
     let mut created = Vec::new();
@@ -212,20 +243,45 @@ pub fn build_root(plan: &Plan, scratch: &Path) -> R<(PathBuf, Vec<PathBuf>)> {
         let step = format!("prepare {}", s.dst().display());
         let c = &mut created;
         match s {
-            Step::Bind { src, dst, is_dir, recursive, flags, check, .. } => {
+            Step::Bind {
+                src,
+                dst,
+                is_dir,
+                recursive,
+                flags,
+                check,
+                ..
+            } => {
                 let fd = open_source(src, *check, &step)?;
                 let target = prepare_target(&root, dst, *is_dir, &step, c)?;
-                let by_fd = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)));
+                let by_fd = PathBuf::from(format!(
+                    "/proc/self/fd/{}",
+                    std::os::fd::AsRawFd::as_raw_fd(&fd)
+                ));
                 bind(&by_fd, &target, *flags, *recursive, &step)?;
             }
             Step::Tmpfs { dst, mode } => {
                 let target = prepare_target(&root, dst, true, &step, c)?;
                 let opts = format!("mode={mode:o}");
-                mount_fs("tmpfs", &target, nosuid_nodev, Some(&opts), Call::MountTmpfs, &step)?;
+                mount_fs(
+                    "tmpfs",
+                    &target,
+                    nosuid_nodev,
+                    Some(&opts),
+                    Call::MountTmpfs,
+                    &step,
+                )?;
             }
             Step::Proc { dst } => {
                 let target = prepare_target(&root, dst, true, &step, c)?;
-                mount_fs("proc", &target, ms_flags(Flags::PROC), None, Call::MountProc, &step)?;
+                mount_fs(
+                    "proc",
+                    &target,
+                    ms_flags(Flags::PROC),
+                    None,
+                    Call::MountProc,
+                    &step,
+                )?;
             }
             Step::Devpts { dst } => {
                 let target = prepare_target(&root, dst, true, &step, c)?;
@@ -238,12 +294,23 @@ pub fn build_root(plan: &Plan, scratch: &Path) -> R<(PathBuf, Vec<PathBuf>)> {
                     prepare_target(&root, parent, true, &step, c)?;
                 }
                 let at = root.join(dst.strip_prefix("/").unwrap_or(dst));
-                std::os::unix::fs::symlink(target, &at).map_err(io(&step, Call::MakeSymlink, &at))?;
+                std::os::unix::fs::symlink(target, &at).map_err(io(
+                    &step,
+                    Call::MakeSymlink,
+                    &at,
+                ))?;
             }
             Step::Mask { dst } => {
                 let target = prepare_target(&root, dst, true, &step, c)?;
                 let opts = Some("mode=0500,size=0");
-                mount_fs("tmpfs", &target, ms_flags(Flags::MASK), opts, Call::MountMask, &step)?;
+                mount_fs(
+                    "tmpfs",
+                    &target,
+                    ms_flags(Flags::MASK),
+                    opts,
+                    Call::MountMask,
+                    &step,
+                )?;
             }
             Step::File { dst, contents } => {
                 let src = files.join(i.to_string());

@@ -103,14 +103,26 @@ pub enum Step {
         mode: u32,
     },
     /// A fresh procfs for the sandbox's pid namespace (nosuid, nodev, noexec).
-    Proc { dst: PathBuf },
+    Proc {
+        dst: PathBuf,
+    },
     /// A new devpts instance (the sandbox's own ptys).
-    Devpts { dst: PathBuf },
-    Symlink { target: PathBuf, dst: PathBuf },
+    Devpts {
+        dst: PathBuf,
+    },
+    Symlink {
+        target: PathBuf,
+        dst: PathBuf,
+    },
     /// A file made by the launcher (passwd, group, resolv.conf), bound read-only.
-    File { dst: PathBuf, contents: String },
+    File {
+        dst: PathBuf,
+        contents: String,
+    },
     /// An empty read-only tmpfs over a host directory a grant would otherwise expose.
-    Mask { dst: PathBuf },
+    Mask {
+        dst: PathBuf,
+    },
 }
 
 impl Step {
@@ -202,21 +214,53 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// Host trees a grant may never expose (at or below): kernel interfaces and the system
 /// directories the app has its own copies of.
 const RESERVED: &[(&str, &str)] = &[
-    ("/proc", "it is the host's process table (every process, their files and memory maps)"),
+    (
+        "/proc",
+        "it is the host's process table (every process, their files and memory maps)",
+    ),
     ("/sys", "it is the kernel's device and control interface"),
     ("/dev", "devices are given with device=dri or device=all"),
-    ("/usr", "the app has its own system files and never sees the host's"),
-    ("/bin", "the app has its own system files and never sees the host's"),
-    ("/sbin", "the app has its own system files and never sees the host's"),
-    ("/lib", "the app has its own libraries and never sees the host's"),
-    ("/lib32", "the app has its own libraries and never sees the host's"),
-    ("/lib64", "the app has its own libraries and never sees the host's"),
-    ("/libx32", "the app has its own libraries and never sees the host's"),
-    ("/etc", "the app has its own /etc; give it a file or folder elsewhere"),
+    (
+        "/usr",
+        "the app has its own system files and never sees the host's",
+    ),
+    (
+        "/bin",
+        "the app has its own system files and never sees the host's",
+    ),
+    (
+        "/sbin",
+        "the app has its own system files and never sees the host's",
+    ),
+    (
+        "/lib",
+        "the app has its own libraries and never sees the host's",
+    ),
+    (
+        "/lib32",
+        "the app has its own libraries and never sees the host's",
+    ),
+    (
+        "/lib64",
+        "the app has its own libraries and never sees the host's",
+    ),
+    (
+        "/libx32",
+        "the app has its own libraries and never sees the host's",
+    ),
+    (
+        "/etc",
+        "the app has its own /etc; give it a file or folder elsewhere",
+    ),
 ];
 
 /// A grant's resolved path, refused when it is a kernel or daemon interface or Capsa's own.
-fn check_grant(grant: &str, path: &Path, run_user: &Path, hidden: &[PathBuf]) -> Result<(), LaunchError> {
+fn check_grant(
+    grant: &str,
+    path: &Path,
+    run_user: &Path,
+    hidden: &[PathBuf],
+) -> Result<(), LaunchError> {
     let refuse = |why: &str| {
         Err(LaunchError::Refused {
             grant: grant.to_owned(),
@@ -230,7 +274,9 @@ fn check_grant(grant: &str, path: &Path, run_user: &Path, hidden: &[PathBuf]) ->
         return refuse(&format!("is refused: {why}"));
     }
     if run_user.starts_with(path) || path.starts_with(run_user) {
-        return refuse("holds the session's sockets (the unfiltered session bus); use socket= permissions");
+        return refuse(
+            "holds the session's sockets (the unfiltered session bus); use socket= permissions",
+        );
     }
     if hidden.iter().any(|h| path.starts_with(h)) {
         return refuse("is Capsa's own data: no app may see it");
@@ -324,7 +370,13 @@ impl Builder<'_> {
     fn resolver(&mut self) {
         if self.spec.grants.network_all() {
             for f in ["/etc/resolv.conf", "/etc/hosts"] {
-                self.bind(Path::new(f), Path::new(f), Flags::RO, BindWhy::System, false);
+                self.bind(
+                    Path::new(f),
+                    Path::new(f),
+                    Flags::RO,
+                    BindWhy::System,
+                    false,
+                );
             }
         } else if self.spec.grants.tcp_ports().is_some() {
             let text = self
@@ -336,7 +388,13 @@ impl Builder<'_> {
                 dst: "/etc/resolv.conf".into(),
                 contents: tcp_resolv_conf(&text),
             });
-            self.bind(Path::new("/etc/hosts"), Path::new("/etc/hosts"), Flags::RO, BindWhy::System, false);
+            self.bind(
+                Path::new("/etc/hosts"),
+                Path::new("/etc/hosts"),
+                Flags::RO,
+                BindWhy::System,
+                false,
+            );
         }
     }
 }
@@ -366,7 +424,12 @@ fn grant_path(target: &FsTarget, host: &Host) -> Option<PathBuf> {
 }
 
 /// Builds the plan; refuses grants of reserved host paths.
-pub fn plan(spec: &SandboxSpec, host: &Host, dirs: &Dirs, fs: &dyn HostFs) -> Result<Plan, LaunchError> {
+pub fn plan(
+    spec: &SandboxSpec,
+    host: &Host,
+    dirs: &Dirs,
+    fs: &dyn HostFs,
+) -> Result<Plan, LaunchError> {
     let run_user = PathBuf::from(format!("/run/user/{}", host.uid));
     let hidden: Vec<PathBuf> = dirs
         .hidden
@@ -377,19 +440,25 @@ pub fn plan(spec: &SandboxSpec, host: &Host, dirs: &Dirs, fs: &dyn HostFs) -> Re
         spec,
         host,
         fs,
-        steps: vec![Step::Proc { dst: "/proc".into() }],
+        steps: vec![Step::Proc {
+            dst: "/proc".into(),
+        }],
         notes: Vec::new(),
         env: Vec::new(),
     };
     b.dev();
     for (dst, mode) in [("/tmp", 0o1777), ("/run", 0o755)] {
-        b.steps.push(Step::Tmpfs { dst: dst.into(), mode });
+        b.steps.push(Step::Tmpfs {
+            dst: dst.into(),
+            mode,
+        });
     }
     b.steps.push(Step::Tmpfs {
         dst: run_user.clone(),
         mode: 0o700,
     });
-    b.env.push(("XDG_RUNTIME_DIR".into(), run_user.display().to_string()));
+    b.env
+        .push(("XDG_RUNTIME_DIR".into(), run_user.display().to_string()));
     b.steps.push(Step::File {
         dst: "/etc/passwd".into(),
         contents: host.passwd(),
@@ -399,7 +468,13 @@ pub fn plan(spec: &SandboxSpec, host: &Host, dirs: &Dirs, fs: &dyn HostFs) -> Re
         contents: host.group(),
     });
     if let Some(lt) = &host.localtime {
-        b.bind(lt, Path::new("/etc/localtime"), Flags::RO, BindWhy::System, false);
+        b.bind(
+            lt,
+            Path::new("/etc/localtime"),
+            Flags::RO,
+            BindWhy::System,
+            false,
+        );
     }
     b.resolver();
 

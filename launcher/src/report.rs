@@ -17,7 +17,10 @@ use crate::seccomp::SeccompPolicy;
 #[serde(rename_all = "kebab-case")]
 pub enum Layers {
     /// From the per-user cache; `unpacked` of them were unpacked now, `repaired` replaced.
-    Cached { unpacked: usize, repaired: bool },
+    Cached {
+        unpacked: usize,
+        repaired: bool,
+    },
     Installed,
 }
 
@@ -65,7 +68,11 @@ fn root_text(plan: &Plan, layers: Layers) -> String {
         Layers::Cached { unpacked: 0, .. } => "cached".to_owned(),
         Layers::Cached { unpacked, repaired } => format!(
             "{unpacked} unpacked now{}",
-            if repaired { ", a damaged cache entry was replaced" } else { "" }
+            if repaired {
+                ", a damaged cache entry was replaced"
+            } else {
+                ""
+            }
         ),
     };
     let n = plan.root.lowers.len();
@@ -86,19 +93,31 @@ fn root_text(plan: &Plan, layers: Layers) -> String {
 
 fn step_text(s: &Step) -> String {
     match s {
-        Step::Bind { src, dst, flags, why, .. } => format!(
+        Step::Bind {
+            src,
+            dst,
+            flags,
+            why,
+            ..
+        } => format!(
             "{} <- {} ({}{}{})",
             dst.display(),
             src.display(),
             if flags.read_only { "ro" } else { "rw" },
-            if flags.nodev { ", nosuid, nodev" } else { ", nosuid, device" },
+            if flags.nodev {
+                ", nosuid, nodev"
+            } else {
+                ", nosuid, device"
+            },
             match why {
                 BindWhy::OpenFile => ", opened file, pinned to the file checked",
                 BindWhy::Grant => ", pinned to the directory checked",
                 _ => "",
             }
         ),
-        Step::Tmpfs { dst, mode } => format!("{} tmpfs (mode {mode:o}, nosuid, nodev)", dst.display()),
+        Step::Tmpfs { dst, mode } => {
+            format!("{} tmpfs (mode {mode:o}, nosuid, nodev)", dst.display())
+        }
         Step::Proc { dst } => format!("{} proc of the sandbox's pid namespace", dst.display()),
         Step::Devpts { dst } => format!("{} devpts, new instance", dst.display()),
         Step::Symlink { target, dst } => format!("{} -> {}", dst.display(), target.display()),
@@ -118,14 +137,21 @@ fn landlock_text(plan: &Plan, o: &Outcome) -> String {
         crate::landlock::Enforced::Partially => "partially enforced",
         crate::landlock::Enforced::Not => return format!("not enforced (kernel ABI {kernel})"),
     };
-    let writable = plan.landlock.rules.iter().filter(|(_, a)| *a == crate::plan::FsAccess::ReadWrite).count();
+    let writable = plan
+        .landlock
+        .rules
+        .iter()
+        .filter(|(_, a)| *a == crate::plan::FsAccess::ReadWrite)
+        .count();
     let mut parts = vec![format!(
         "ABI {} (kernel {kernel}), {state} ({}): read and execute everywhere, write beneath {writable} paths",
         o.abi,
         if plan.landlock.required { "required" } else { "best effort" },
     )];
     match (&plan.landlock.tcp_connect, o.holds(Missing::TcpRules)) {
-        (Some(ports), true) => parts.push(format!("TCP connect only to ports {ports:?} (53 for name resolution), no TCP bind")),
+        (Some(ports), true) => parts.push(format!(
+            "TCP connect only to ports {ports:?} (53 for name resolution), no TCP bind"
+        )),
         (Some(_), false) => parts.push("TCP ports NOT restricted (needs ABI 4)".into()),
         (None, _) => {}
     }
@@ -141,7 +167,13 @@ fn landlock_text(plan: &Plan, o: &Outcome) -> String {
 }
 
 impl Report {
-    pub fn new(app: &str, plan: &Plan, seccomp: &SeccompPolicy, layers: Layers, landlock: Option<&Outcome>) -> Self {
+    pub fn new(
+        app: &str,
+        plan: &Plan,
+        seccomp: &SeccompPolicy,
+        layers: Layers,
+        landlock: Option<&Outcome>,
+    ) -> Self {
         let mut rows: Vec<(String, String)> = Vec::new();
         let mut row = |k: &str, v: String| rows.push((k.to_owned(), v));
         let private_net = plan.has(Namespace::Net);
@@ -158,29 +190,53 @@ impl Report {
                 }
             ),
         );
-        row("root", format!("{}; host root detached after pivot_root", root_text(plan, layers)));
+        row(
+            "root",
+            format!(
+                "{}; host root detached after pivot_root",
+                root_text(plan, layers)
+            ),
+        );
         for s in &plan.steps {
             row("mount", step_text(s));
         }
         row(
             "landlock",
-            landlock.map_or_else(|| "(applied by the app's process)".into(), |o| landlock_text(plan, o)),
+            landlock.map_or_else(
+                || "(applied by the app's process)".into(),
+                |o| landlock_text(plan, o),
+            ),
         );
         for line in &seccomp.summary {
             row("seccomp", line.clone());
         }
-        row("capabilities", "none: bounding, permitted, effective, inheritable and ambient sets cleared".into());
-        row("no_new_privs", "set (setuid and file capabilities cannot raise privileges)".into());
+        row(
+            "capabilities",
+            "none: bounding, permitted, effective, inheritable and ambient sets cleared".into(),
+        );
+        row(
+            "no_new_privs",
+            "set (setuid and file capabilities cannot raise privileges)".into(),
+        );
         for n in &plan.notes {
             row(
                 "note",
                 match n {
-                    Note::Missing { grant, path } => format!("{grant}: {} does not exist on the host, not exposed", path.display()),
-                    Note::NoDisplay => "socket=x11: DISPLAY is not set, so there is no display to give".into(),
+                    Note::Missing { grant, path } => format!(
+                        "{grant}: {} does not exist on the host, not exposed",
+                        path.display()
+                    ),
+                    Note::NoDisplay => {
+                        "socket=x11: DISPLAY is not set, so there is no display to give".into()
+                    }
                 },
             );
         }
-        let tcp_rules = plan.landlock.tcp_connect.clone().filter(|_| landlock.is_some_and(|o| o.holds(Missing::TcpRules)));
+        let tcp_rules = plan
+            .landlock
+            .tcp_connect
+            .clone()
+            .filter(|_| landlock.is_some_and(|o| o.holds(Missing::TcpRules)));
         let claims = Claims {
             network: if private_net {
                 Network::Loopback
@@ -191,19 +247,29 @@ impl Report {
             },
             tcp_bind_refused: tcp_rules.is_some(),
             tcp_connect_only: tcp_rules,
-            abstract_unix_scoped: private_net || landlock.is_some_and(|o| plan.landlock.scope && o.holds(Missing::Scoping)),
+            abstract_unix_scoped: private_net
+                || landlock.is_some_and(|o| plan.landlock.scope && o.holds(Missing::Scoping)),
             host_paths: plan
                 .steps
                 .iter()
                 .filter_map(|s| match s {
-                    Step::Bind { dst, flags, why: BindWhy::Grant | BindWhy::OpenFile, .. } => Some((dst.clone(), flags.read_only)),
+                    Step::Bind {
+                        dst,
+                        flags,
+                        why: BindWhy::Grant | BindWhy::OpenFile,
+                        ..
+                    } => Some((dst.clone(), flags.read_only)),
                     _ => None,
                 })
                 .collect(),
             root_persistent: matches!(plan.root.mode, RootMode::Persistent { .. }),
             landlock: landlock.cloned(),
         };
-        Self { app: app.to_owned(), rows, claims }
+        Self {
+            app: app.to_owned(),
+            rows,
+            claims,
+        }
     }
 
     /// Text for a terminal.

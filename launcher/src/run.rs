@@ -66,7 +66,7 @@ pub enum Source {
 }
 
 enum Origin {
-    Bundle(Bundle),
+    Bundle(Box<Bundle>),
     Installed(PathBuf),
 }
 
@@ -96,11 +96,11 @@ impl App {
                 check_arch(bundle.manifest())?;
                 let state = bundle.check_signatures(trusted).map_err(bundle_err)?;
                 let digest = bundle.manifest_digest();
-                let publisher = Publisher::of_bundle(&bundle, &state)
-                    .unwrap_or(Publisher::Unsigned(digest));
+                let publisher =
+                    Publisher::of_bundle(&bundle, &state).unwrap_or(Publisher::Unsigned(digest));
                 let tocs = bundle.tocs().map_err(bundle_err)?;
                 let m = bundle.manifest().clone();
-                (m, digest, tocs, Origin::Bundle(bundle), publisher)
+                (m, digest, tocs, Origin::Bundle(Box::new(bundle)), publisher)
             }
             Source::Installed {
                 manifest,
@@ -110,7 +110,13 @@ impl App {
                 publisher,
             } => {
                 check_arch(&manifest)?;
-                (*manifest, digest, tocs, Origin::Installed(layers), publisher)
+                (
+                    *manifest,
+                    digest,
+                    tocs,
+                    Origin::Installed(layers),
+                    publisher,
+                )
             }
         };
         let identity = Identity {
@@ -302,7 +308,12 @@ impl Command {
         dirs::private_dir(&scratch)?;
         let app = &self.app;
         let (trees, layers) = app.trees(&cache_root)?;
-        let spec = SandboxSpec::new(&app.manifest, app.identity.clone(), self.grants.clone(), &self.options)?;
+        let spec = SandboxSpec::new(
+            &app.manifest,
+            app.identity.clone(),
+            self.grants.clone(),
+            &self.options,
+        )?;
         let host = Host::current();
         let net = if spec.grants.tcp_ports().is_some() {
             NetFilter::TcpPorts
@@ -320,7 +331,11 @@ impl Command {
         // Capsa's own directories are hidden from apps; when a grant could expose the data
         // directory it must exist first, so that an app cannot plant one before capsa does.
         let hidden = vec![dirs::data_dir(), cache_root.clone()];
-        if spec.grants.iter().any(|g| matches!(g, userdata::policy::Permission::Filesystem { .. })) {
+        if spec
+            .grants
+            .iter()
+            .any(|g| matches!(g, userdata::policy::Permission::Filesystem { .. }))
+        {
             dirs::private_dir(&hidden[0])?;
         }
         let mut dirs = Dirs {
@@ -344,17 +359,27 @@ impl Command {
             }
         };
         if std::env::var("CAPSA_OVERLAY").is_ok_and(|v| v == "off") {
-            dirs.root.mode = self.read_only_root(&spec, &host, &dirs, &trees, Fallback::Disabled)?;
+            dirs.root.mode =
+                self.read_only_root(&spec, &host, &dirs, &trees, Fallback::Disabled)?;
             dirs.root.lowers.clear();
         }
         let st = state.as_ref();
-        let first = self.launch(&spec, &host, &dirs, &seccomp, &scratch, layers, st, on_report);
+        let first = self.launch(
+            &spec, &host, &dirs, &seccomp, &scratch, layers, st, on_report,
+        );
         let mut child = match first {
             Err(LaunchError::Child(e)) if e.call == Call::MountOverlay => {
-                dirs.root.mode =
-                    self.read_only_root(&spec, &host, &dirs, &trees, Fallback::Unavailable(e.errno))?;
+                dirs.root.mode = self.read_only_root(
+                    &spec,
+                    &host,
+                    &dirs,
+                    &trees,
+                    Fallback::Unavailable(e.errno),
+                )?;
                 dirs.root.lowers.clear();
-                self.launch(&spec, &host, &dirs, &seccomp, &scratch, layers, st, on_report)?
+                self.launch(
+                    &spec, &host, &dirs, &seccomp, &scratch, layers, st, on_report,
+                )?
             }
             other => other?,
         };
@@ -373,7 +398,13 @@ impl Command {
     ) -> Result<RootMode, LaunchError> {
         let probe = plan(spec, host, dirs, &RealFs)?;
         let cache = LayerCache::new(dirs::cache_dir().join("layers"))?;
-        let tree = crate::fallback::merged(&cache, &self.app.digest, trees, &self.app.tocs, &probe.steps)?;
+        let tree = crate::fallback::merged(
+            &cache,
+            &self.app.digest,
+            trees,
+            &self.app.tocs,
+            &probe.steps,
+        )?;
         Ok(RootMode::ReadOnly { tree, why })
     }
 
@@ -446,14 +477,24 @@ impl Command {
                 Ok(Message::Created(paths)) => {
                     child.created = created_in_state(&plan, state, &host.home, &paths);
                     if let (Some(st), false) = (state, child.created.is_empty()) {
-                        userdata::tidy::record_created(&st.dir, &child.created)
-                            .map_err(|source| LaunchError::Prepare { path: st.dir.clone(), source })?;
+                        userdata::tidy::record_created(&st.dir, &child.created).map_err(
+                            |source| LaunchError::Prepare {
+                                path: st.dir.clone(),
+                                source,
+                            },
+                        )?;
                     }
                 }
                 Ok(Message::Landlock(outcome)) => {
                     if let Some(w) = go_w.take() {
                         if self.report {
-                            on_report(&Report::new(&spec.app.to_string(), &plan, seccomp, layers, Some(&outcome)));
+                            on_report(&Report::new(
+                                &spec.app.to_string(),
+                                &plan,
+                                seccomp,
+                                layers,
+                                Some(&outcome),
+                            ));
                         }
                         let _ = File::from(w).write_all(b"g");
                     }
@@ -464,7 +505,8 @@ impl Command {
         }
         if let Some(e) = failure {
             let _ = child.wait_raw();
-            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&child.old_mask), None);
+            let _ =
+                nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&child.old_mask), None);
             return Err(match (e.call, e.errno) {
                 (Call::Execve, libc::ENOENT) => LaunchError::NotFound {
                     program: e.path.unwrap_or_default(),
@@ -501,16 +543,31 @@ fn clone_flags(plan: &Plan) -> CloneFlags {
 
 /// The mount points the child created (relative to the new root) that live in the app's
 /// persistent state: in its private home or its persistent upper, as paths below those.
-fn created_in_state(plan: &Plan, state: Option<&AppState>, home: &Path, created: &[PathBuf]) -> Vec<PathBuf> {
+fn created_in_state(
+    plan: &Plan,
+    state: Option<&AppState>,
+    home: &Path,
+    created: &[PathBuf],
+) -> Vec<PathBuf> {
     let Some(st) = state else { return Vec::new() };
     let home_rel = home.strip_prefix("/").unwrap_or(home);
-    let private_home = plan.steps.iter().any(|s| matches!(s, crate::plan::Step::Bind { why: crate::plan::BindWhy::Home, .. }));
+    let private_home = plan.steps.iter().any(|s| {
+        matches!(
+            s,
+            crate::plan::Step::Bind {
+                why: crate::plan::BindWhy::Home,
+                ..
+            }
+        )
+    });
     created
         .iter()
         .filter_map(|p| match p.strip_prefix(home_rel) {
             Ok(rest) if private_home && !rest.as_os_str().is_empty() => Some(st.home.join(rest)),
             Ok(_) => None,
-            Err(_) if matches!(plan.root.mode, RootMode::Persistent { .. }) => Some(st.upper.join(p)),
+            Err(_) if matches!(plan.root.mode, RootMode::Persistent { .. }) => {
+                Some(st.upper.join(p))
+            }
             Err(_) => None,
         })
         .collect()

@@ -64,7 +64,9 @@ fn file_url_to_path(arg: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         if let (b'%', Some(v)) = (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             out.push(v);
             i += 3;
@@ -97,7 +99,9 @@ pub fn open_file(arg: &str) -> Result<OpenFile, LaunchError> {
         .map_err(|e| fail(&format!("cannot open it: {e}")))?;
     let m = f.metadata().map_err(|e| fail(&e.to_string()))?;
     if !m.is_file() {
-        return Err(fail("not a regular file; only files can be opened in an app"));
+        return Err(fail(
+            "not a regular file; only files can be opened in an app",
+        ));
     }
     Ok(OpenFile {
         path: real,

@@ -209,21 +209,20 @@ pub fn pack(
     // Layers are independent: write them at once (zstd runs one job per layer with a 128 MiB
     // window, so this is what keeps every core busy). The output does not depend on it.
     let done = AtomicU64::new(0);
-    let results: Vec<Result<(Layer, Vec<(Digest, BlobData)>), PackError>> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = plans
-                .iter()
-                .map(|lp| scope.spawn(|| write_layer(lp, tmp.path(), opts, created, &done)))
-                .collect();
-            while !handles.iter().all(|h| h.is_finished()) {
-                progress.advance(done.swap(0, Ordering::Relaxed));
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("layer writer panicked"))
-                .collect()
-        });
+    let results: Vec<Result<WrittenLayer, PackError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = plans
+            .iter()
+            .map(|lp| scope.spawn(|| write_layer(lp, tmp.path(), opts, created, &done)))
+            .collect();
+        while !handles.iter().all(|h| h.is_finished()) {
+            progress.advance(done.swap(0, Ordering::Relaxed));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("layer writer panicked"))
+            .collect()
+    });
     progress.advance(done.swap(0, Ordering::Relaxed));
     let mut layers = Vec::new();
     let mut blobs: Vec<(Digest, BlobData)> = Vec::new();
@@ -365,13 +364,16 @@ fn add_loader_cache(
 
 /// Writes one planned layer into `dir`; returns its manifest entry and its two blobs (TOC and
 /// layer). `done` counts content bytes written, for the progress bar.
+/// A layer written to disk: its manifest entry and its blobs (layer and TOC).
+type WrittenLayer = (Layer, Vec<(Digest, BlobData)>);
+
 fn write_layer(
     lp: &LayerPlan,
     dir: &Path,
     opts: &PackOptions,
     created: u64,
     done: &AtomicU64,
-) -> Result<(Layer, Vec<(Digest, BlobData)>), PackError> {
+) -> Result<WrittenLayer, PackError> {
     let name = lp.role.as_str();
     let werr = |source| PackError::WriteLayer {
         layer: name,

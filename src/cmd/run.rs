@@ -47,11 +47,20 @@ fn source(name: &str) -> anyhow::Result<Source> {
 fn ask(app: &App, missing: &[Permission], declined_before: bool) -> Answer {
     let who = app.identity();
     let m = app.manifest();
-    let items: Vec<String> = missing.iter().map(|p| super::store::safe(&p.to_string())).collect();
+    let items: Vec<String> = missing
+        .iter()
+        .map(|p| super::store::safe(&p.to_string()))
+        .collect();
+    let size: u64 = m
+        .layers
+        .iter()
+        .map(|l| l.unpacked_size)
+        .fold(0, u64::saturating_add);
+    let size = crate::output::size(size);
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if interactive {
         eprintln!(
-            "{} {} ({}, {}) asks for:",
+            "{} {} ({}, {}; unpacks to {size}) asks for:",
             super::store::safe(&m.name),
             super::store::safe(&m.version),
             m.id,
@@ -73,7 +82,7 @@ fn ask(app: &App, missing: &[Permission], declined_before: bool) -> Answer {
     let q = store::dialog::Question {
         title: format!("Capsa: {}", m.name),
         text: format!(
-            "{} {} ({}, {}) asks for:",
+            "{} {} ({}, {}; unpacks to {size}) asks for:",
             m.name, m.version, m.id, who.publisher
         ),
         items,
@@ -96,9 +105,13 @@ fn grants(app: &App, run: &Changes, yes: bool) -> anyhow::Result<Grants> {
         return Ok(store::overrides::effective(asked, &stored, run));
     }
     let asked_set = Grants::from_list(asked);
-    let d = consent::decide(who, app.digest(), &asked_set, yes, &mut |missing, before| {
-        ask(app, missing, before)
-    })?;
+    let d = consent::decide(
+        who,
+        app.digest(),
+        &asked_set,
+        yes,
+        &mut |missing, before| ask(app, missing, before),
+    )?;
     let g = userdata::merge(asked, &[&d.level, run]);
     let withheld: Vec<String> = d
         .withheld
@@ -117,7 +130,12 @@ fn grants(app: &App, run: &Changes, yes: bool) -> anyhow::Result<Grants> {
 }
 
 pub fn run(a: RunArgs) -> ExitCode {
-    let key = match a.key.as_deref().map(bundle_format::PublicKey::load).transpose() {
+    let key = match a
+        .key
+        .as_deref()
+        .map(bundle_format::PublicKey::load)
+        .transpose()
+    {
         Ok(k) => k,
         Err(e) => return fail(e.into(), 125, None),
     };
@@ -153,7 +171,10 @@ pub fn run(a: RunArgs) -> ExitCode {
     };
     for r in child.replaced_stdio() {
         let name = ["standard input", "standard output", "standard error"][r.fd as usize];
-        eprintln!("capsa: warning: {name} was {}; the app gets /dev/null instead", r.was);
+        eprintln!(
+            "capsa: warning: {name} was {}; the app gets /dev/null instead",
+            r.was
+        );
     }
     match child.wait() {
         Ok(status) => ExitCode::from(status.code().clamp(0, 255) as u8),

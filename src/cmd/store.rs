@@ -60,7 +60,11 @@ fn describe(a: &store::Asking) -> String {
             out.push_str(&format!("    {}\n", safe(&g.to_string())));
         }
     }
-    let size: u64 = m.layers.iter().map(|l| l.unpacked_size).fold(0, u64::saturating_add);
+    let size: u64 = m
+        .layers
+        .iter()
+        .map(|l| l.unpacked_size)
+        .fold(0, u64::saturating_add);
     out.push_str(&format!("  unpacks to: {}\n", crate::output::size(size)));
     if let Some(d) = &m.desktop {
         if !d.mime_types.is_empty() {
@@ -204,8 +208,18 @@ pub fn info(a: InfoArgs) -> anyhow::Result<ExitCode> {
     if !i.overrides.allow.is_empty() || !i.overrides.deny.is_empty() {
         outln!(
             "  overrides    allow [{}] deny [{}]",
-            i.overrides.allow.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
-            i.overrides.deny.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
+            i.overrides
+                .allow
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            i.overrides
+                .deny
+                .iter()
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     for e in &i.exports {
@@ -225,8 +239,11 @@ pub fn override_(a: OverrideArgs) -> anyhow::Result<ExitCode> {
         store::overrides::change(&layout, &who, &a.allow, &a.deny)?;
     }
     let stored = store::overrides::load(&layout, &who)?;
-    let grants =
-        store::overrides::effective(&rel.manifest.permissions.grants, &stored, &Default::default());
+    let grants = store::overrides::effective(
+        &rel.manifest.permissions.grants,
+        &stored,
+        &Default::default(),
+    );
     let grants: Vec<String> = grants.iter().map(|g| g.to_string()).collect();
     outln!(
         "{}: {}",

@@ -14,8 +14,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use bundle_format::{Bundle, Manifest, PublicKey};
-use userdata::Publisher;
 use userdata::cache::LayerCache;
+use userdata::Publisher;
 
 use crate::error::{io, StoreError};
 use crate::export;

@@ -123,7 +123,11 @@ pub fn info(layout: &Layout, id: &str, exe: &Path) -> Result<Info, StoreError> {
         .collect();
     let who = rel.identity();
     let stored = overrides::load(layout, &who)?;
-    let grants = overrides::effective(&rel.manifest.permissions.grants, &stored, &Default::default());
+    let grants = overrides::effective(
+        &rel.manifest.permissions.grants,
+        &stored,
+        &Default::default(),
+    );
     let previous = fs::read_link(layout.app(id).join("previous"))
         .ok()
         .and_then(|t| Release::read(&layout.app(id).join(t), id).ok())

@@ -64,6 +64,17 @@ impl LayerCache {
         bundle: &Bundle,
         tocs: &[Toc],
     ) -> Result<Vec<(PathBuf, CacheOutcome)>, DataError> {
+        // What is not cached yet must fit (the declared sizes bound what unpacking writes).
+        let need = bundle
+            .manifest()
+            .layers
+            .iter()
+            .filter(|l| !self.dir.join(l.digest.hex()).exists())
+            .fold(0u64, |n, l| n.saturating_add(l.unpacked_size));
+        if need > 0 {
+            bundle_format::extract::check_free_space(&self.dir, need)
+                .map_err(|e| DataError::Space(Box::new(e)))?;
+        }
         std::thread::scope(|scope| {
             let handles: Vec<_> = bundle
                 .manifest()
@@ -119,7 +130,7 @@ impl LayerCache {
             .map_err(|source| DataError::Unpack {
                 bundle: bundle.path().to_path_buf(),
                 layer: layer.role.as_str().to_owned(),
-                source,
+                source: Box::new(source),
             })?;
         fs::set_permissions(&stree, fs::Permissions::from_mode(0o755)).map_err(prep(&stree))?;
         let max_ctime = self.max_ctime(&stree, toc).map_err(prep(&stree))?;

@@ -71,8 +71,11 @@ impl Record {
             .prefix(".capsa-")
             .tempfile_in(dir)
             .map_err(prep(dir))?;
-        fs::write(tmp.path(), serde_json::to_vec_pretty(self).expect("serializes"))
-            .map_err(prep(tmp.path()))?;
+        fs::write(
+            tmp.path(),
+            serde_json::to_vec_pretty(self).expect("serializes"),
+        )
+        .map_err(prep(tmp.path()))?;
         tmp.as_file().sync_all().map_err(prep(tmp.path()))?;
         tmp.persist(&p).map_err(|e| prep(&p)(e.error))?;
         Ok(())
@@ -178,7 +181,10 @@ mod tests {
         let asked = g(&["network", "filesystem=home", "socket=x11"]);
         let mut r = Record::default();
         let m: Vec<Permission> = asked.to_vec();
-        assert!(merge(&m, &[&r.level(&asked)]).is_empty(), "no consent: safe default");
+        assert!(
+            merge(&m, &[&r.level(&asked)]).is_empty(),
+            "no consent: safe default"
+        );
         r.allow(&g(&["socket=x11", "filesystem=home:ro"]), &Digest::of(b"m"));
         let got: Vec<String> = merge(&m, &[&r.level(&asked)])
             .iter()

@@ -11,12 +11,14 @@ pub enum DataError {
         source: std::io::Error,
     },
     /// A layer of a bundle did not match its table of contents while it was unpacked.
-    #[error("cannot unpack layer {layer} of {bundle}")]
+    #[error("{bundle} is damaged: layer {layer} does not match its table of contents")]
     Unpack {
         bundle: PathBuf,
         layer: String,
-        source: bundle_format::Error,
+        source: Box<bundle_format::Error>,
     },
+    #[error(transparent)]
+    Space(Box<bundle_format::Error>),
     #[error("installed layer {path} is missing or was modified: reinstall the app")]
     Damaged { path: PathBuf },
     #[error("{path} cannot hold an overlayfs path (it has ',', ':' or '\\'): set XDG_CACHE_HOME and XDG_DATA_HOME to a plain path")]

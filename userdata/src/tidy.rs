@@ -28,7 +28,11 @@ fn beneath(dir: &OwnedFd, rel: &Path) -> nix::Result<OwnedFd> {
                 | ResolveFlag::RESOLVE_NO_MAGICLINKS
                 | ResolveFlag::RESOLVE_NO_XDEV,
         );
-    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
     openat2(dir, rel, how)
 }
 
@@ -45,11 +49,15 @@ fn is_opaque(parent: &OwnedFd, name: &Path) -> bool {
 
 /// Removes one created entry (absolute, below `state`), if it still is a mount point.
 fn remove_one(state: &OwnedFd, state_dir: &Path, p: &Path) {
-    let Ok(rel) = p.strip_prefix(state_dir) else { return };
+    let Ok(rel) = p.strip_prefix(state_dir) else {
+        return;
+    };
     let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
         return;
     };
-    let Ok(pfd) = beneath(state, parent) else { return };
+    let Ok(pfd) = beneath(state, parent) else {
+        return;
+    };
     let Ok(st) = fstatat(&pfd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) else {
         return;
     };
@@ -129,9 +137,15 @@ mod tests {
         remove_recorded(&state);
         assert!(!home.join("Downloads").exists());
         assert!(!home.join("docs").exists());
-        assert!(home.join("kept.txt").exists(), "a file with data is not a mount point");
+        assert!(
+            home.join("kept.txt").exists(),
+            "a file with data is not a mount point"
+        );
         assert!(home.join("full/x").exists());
-        assert!(outside.join("victim.txt").exists(), "a symlink was followed");
+        assert!(
+            outside.join("victim.txt").exists(),
+            "a symlink was followed"
+        );
         assert!(!state.join(RECORD).exists());
     }
 }

@@ -29,7 +29,10 @@ impl HostFs for FakeFs {
         }
         Some(Resolved {
             is_dir: p.extension().is_none() && !p.starts_with("/dev"),
-            id: FileId { dev: 1, ino: p.as_os_str().len() as u64 },
+            id: FileId {
+                dev: 1,
+                ino: p.as_os_str().len() as u64,
+            },
             path: p,
         })
     }
@@ -116,8 +119,15 @@ fn no_grants_means_private_home_no_network_no_host_files() {
     let p = plan_of(&[], &FakeFs::default());
     assert!(p.has(Namespace::Net));
     assert_eq!(binds(&p), [(Path::new("/s/home"), Path::new("/home/u"))]);
-    assert_eq!(p.cwd, Path::new("/home/u"), "cwd outside falls back to home");
-    assert_eq!(p.landlock.tcp_connect, None, "the private netns isolates; loopback works");
+    assert_eq!(
+        p.cwd,
+        Path::new("/home/u"),
+        "cwd outside falls back to home"
+    );
+    assert_eq!(
+        p.landlock.tcp_connect, None,
+        "the private netns isolates; loopback works"
+    );
     let env: BTreeMap<_, _> = p.env.iter().cloned().collect();
     assert_eq!(env["HOME"], "/home/u");
     assert_eq!(env["A"], "1");
@@ -128,19 +138,42 @@ fn no_grants_means_private_home_no_network_no_host_files() {
 #[test]
 fn grants_expose_exactly_what_they_name() {
     let p = plan_of(
-        &["filesystem=home:ro", "filesystem=xdg-download", "network", "socket=x11"],
+        &[
+            "filesystem=home:ro",
+            "filesystem=xdg-download",
+            "network",
+            "socket=x11",
+        ],
         &FakeFs::default(),
     );
     assert!(!p.has(Namespace::Net));
     let b = binds(&p);
     assert!(b.contains(&(Path::new("/home/u"), Path::new("/home/u"))));
-    assert!(b.contains(&(Path::new("/home/u/Downloads"), Path::new("/home/u/Downloads"))));
+    assert!(b.contains(&(
+        Path::new("/home/u/Downloads"),
+        Path::new("/home/u/Downloads")
+    )));
     assert!(b.contains(&(Path::new("/tmp/.X11-unix"), Path::new("/tmp/.X11-unix"))));
-    assert!(p.steps.iter().any(|s| s.dst() == Path::new("/etc/resolv.conf")));
-    assert_eq!(p.cwd, Path::new("/home/u/project"), "cwd inside the granted home is kept");
+    assert!(p
+        .steps
+        .iter()
+        .any(|s| s.dst() == Path::new("/etc/resolv.conf")));
+    assert_eq!(
+        p.cwd,
+        Path::new("/home/u/project"),
+        "cwd inside the granted home is kept"
+    );
     assert!(p.env.contains(&("DISPLAY".into(), ":0".into())));
-    let at = |d: &str| p.steps.iter().position(|s| s.dst() == Path::new(d)).unwrap();
-    assert!(at("/home/u") < at("/home/u/Downloads"), "nested bind before its parent");
+    let at = |d: &str| {
+        p.steps
+            .iter()
+            .position(|s| s.dst() == Path::new(d))
+            .unwrap()
+    };
+    assert!(
+        at("/home/u") < at("/home/u/Downloads"),
+        "nested bind before its parent"
+    );
     assert_eq!(p.landlock.tcp_connect, None);
 }
 
@@ -154,7 +187,8 @@ fn port_grants_get_tcp_rules_and_dns_over_tcp() {
         _ => None,
     });
     assert!(resolv.unwrap().contains("options use-vc"));
-    assert!(tcp_resolv_conf("nameserver 10.0.0.1\noptions edns0\n").contains("nameserver 10.0.0.1\noptions use-vc"));
+    assert!(tcp_resolv_conf("nameserver 10.0.0.1\noptions edns0\n")
+        .contains("nameserver 10.0.0.1\noptions use-vc"));
 }
 
 #[test]
@@ -199,10 +233,16 @@ fn capsa_directories_are_masked_by_resolved_path() {
     let p = plan_of(&["filesystem=home"], &FakeFs::default());
     assert_eq!(
         masks(&p),
-        [Path::new("/home/u/.local/share/capsa"), Path::new("/home/u/.cache/capsa")]
+        [
+            Path::new("/home/u/.local/share/capsa"),
+            Path::new("/home/u/.cache/capsa")
+        ]
     );
     let at = |d: &Path| p.steps.iter().position(|s| s.dst() == d).unwrap();
-    assert!(at(Path::new("/home/u")) < at(masks(&p)[0]), "mask after the grant it corrects");
+    assert!(
+        at(Path::new("/home/u")) < at(masks(&p)[0]),
+        "mask after the grant it corrects"
+    );
     assert!(masks(&plan_of(&["filesystem=/srv"], &FakeFs::default())).is_empty());
 
     // Fedora Atomic: /home -> /var/home, HOME=/var/home/u; a grant of /home shows the store.
@@ -239,13 +279,22 @@ fn landlock_mirrors_mounts() {
     assert!(r.contains(&("/srv/data".into(), FsAccess::Read)));
     assert!(r.contains(&("/proc".into(), FsAccess::Read)));
     assert!(r.contains(&("/tmp".into(), FsAccess::ReadWrite)));
-    assert!(r.contains(&("/usr".into(), FsAccess::ReadWrite)), "the overlay backs /usr");
-    assert!(r.contains(&("/etc".into(), FsAccess::ReadWrite)), "the overlay backs /etc");
+    assert!(
+        r.contains(&("/usr".into(), FsAccess::ReadWrite)),
+        "the overlay backs /usr"
+    );
+    assert!(
+        r.contains(&("/etc".into(), FsAccess::ReadWrite)),
+        "the overlay backs /etc"
+    );
     let mut d = dirs();
     d.root.mode = RootMode::ReadOnly {
         tree: "/t".into(),
         why: Fallback::Disabled,
     };
     let p = plan(&spec(&[]), &host(), &d, &FakeFs::default()).unwrap();
-    assert!(!p.landlock.rules.contains(&("/usr".into(), FsAccess::ReadWrite)));
+    assert!(!p
+        .landlock
+        .rules
+        .contains(&("/usr".into(), FsAccess::ReadWrite)));
 }

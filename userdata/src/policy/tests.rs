@@ -57,11 +57,7 @@ fn stronger_access_wins_within_a_key() {
 #[test]
 fn beyond_lists_what_an_update_adds() {
     let old = Grants::from_list(&[p("network=tcp:443"), p("filesystem=home:ro")]);
-    let new = Grants::from_list(&[
-        p("network=tcp:443"),
-        p("filesystem=home"),
-        p("socket=x11"),
-    ]);
+    let new = Grants::from_list(&[p("network=tcp:443"), p("filesystem=home"), p("socket=x11")]);
     let added: Vec<String> = new.beyond(&old).iter().map(|p| p.to_string()).collect();
     assert_eq!(added, ["filesystem=home", "socket=x11"]);
     assert!(old.beyond(&new).is_empty());
@@ -98,9 +94,15 @@ fn reference(manifest: &[Permission], levels: &[Changes]) -> Vec<String> {
             }
             Key::Filesystem(target) => Permission::Filesystem {
                 target,
-                read_only: gs
-                    .iter()
-                    .all(|g| matches!(g, Permission::Filesystem { read_only: true, .. })),
+                read_only: gs.iter().all(|g| {
+                    matches!(
+                        g,
+                        Permission::Filesystem {
+                            read_only: true,
+                            ..
+                        }
+                    )
+                }),
             },
             _ => gs[0].clone(),
         };
@@ -112,15 +114,19 @@ fn reference(manifest: &[Permission], levels: &[Changes]) -> Vec<String> {
 fn any_permission() -> impl Strategy<Value = Permission> {
     prop_oneof![
         Just(p("network")),
-        prop::collection::vec(prop_oneof![Just(80u16), Just(443), Just(53)], 1..3)
-            .prop_map(|v| {
-                let mut v = v;
-                v.sort_unstable();
-                v.dedup();
-                Permission::NetworkTcp(v)
-            }),
+        prop::collection::vec(prop_oneof![Just(80u16), Just(443), Just(53)], 1..3).prop_map(|v| {
+            let mut v = v;
+            v.sort_unstable();
+            v.dedup();
+            Permission::NetworkTcp(v)
+        }),
         (
-            prop_oneof![Just("home"), Just("~/a"), Just("/srv"), Just("xdg-download")],
+            prop_oneof![
+                Just("home"),
+                Just("~/a"),
+                Just("/srv"),
+                Just("xdg-download")
+            ],
             any::<bool>()
         )
             .prop_map(|(t, ro)| p(&format!("filesystem={t}{}", if ro { ":ro" } else { "" }))),
