@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dialog;
 pub mod error;
 pub mod export;
 pub mod install;
