@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -292,8 +293,24 @@ impl Desktop {
 }
 
 impl Drop for Desktop {
+    /// Stops the X server and kills any dialog a failed test left (one drawing off screen
+    /// would outlive it).
     fn drop(&mut self) {
         self.stop_x();
+        let bin = self.dir.path().join("bin");
+        for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(cmdline) = fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            if Path::new(OsStr::from_bytes(argv0)).starts_with(&bin) {
+                let pid = e.file_name();
+                let _ = Command::new(&self.progs["kill"])
+                    .arg("-KILL")
+                    .arg(&pid)
+                    .status();
+            }
+        }
     }
 }
 
