@@ -8,7 +8,7 @@
 //!   Return and Escape deny in both tools, and every failure (not started, killed, timed out,
 //!   display gone, unknown exit code) is `Deny` or `Unavailable`, never `Allow`.
 //! - The dialog runs from `/`, stdin `/dev/null`, with a cleared environment but for the
-//!   display, session-bus, home and locale variables ([`passed_on`]; the character type is
+//!   display, session-bus, home and locale variables (`passed_on`; the character type is
 //!   made UTF-8): zenity's `ZENITY_OK`, `ZENITY_ESC`, `DIALOG_*`... change its exit codes and
 //!   `GTK_MODULES` or `QT_*` load code.
 //! - Every value is one `--option=value` argument, never a shell and never a separate argument,
