@@ -76,6 +76,20 @@ pub struct PackArgs {
 /// pid, ipc, uts, and net without network), Landlock, seccomp, no capabilities and
 /// no_new_privs hold it there. Exit status: the app's (128+N if killed by signal N); 125 when
 /// the launcher fails, 126 when the command cannot be executed, 127 when it is not found.
+///
+/// An app is its id and its publisher (the key that signed it; `local` for an unsigned app you
+/// installed; an unsigned bundle file is its own publisher): state, private home, overrides
+/// and consent belong to that pair, so a bundle carrying an installed app's id never reaches
+/// the installed app's files.
+///
+/// A bundle file gets nothing beyond the safe default (no network, no host files, no
+/// sockets, no devices) without consent: asked on a terminal, in a desktop dialog when there
+/// is no terminal, given with --yes (remembered) or --allow (this run); otherwise capsa says
+/// what it withheld. Grants merge in one order: manifest, consent, overrides, then --allow and
+/// --deny (a deny takes its kind away from every earlier level).
+///
+/// --report shows, for each layer, what the plan sets up and what the kernel confirmed
+/// (Landlock ABI, enforcement, each right the ABI lacks); it claims nothing else.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A bundle file (a name with a `/` or ending in `.capsa`), or the id of an installed

@@ -43,6 +43,26 @@ fn source(name: &str) -> anyhow::Result<Source> {
     })
 }
 
+/// Riskiest first: files and devices, the network, then sockets.
+fn risk(p: &Permission) -> u8 {
+    use userdata::policy::{Device, FsTarget, Socket};
+    match p {
+        Permission::Filesystem {
+            target: FsTarget::Home,
+            read_only: false,
+        } => 0,
+        Permission::Device(Device::All) => 1,
+        Permission::Socket(Socket::SessionBus) => 2,
+        Permission::Filesystem {
+            read_only: false, ..
+        } => 3,
+        Permission::Filesystem { .. } => 4,
+        Permission::Network => 5,
+        Permission::Socket(Socket::X11) => 6,
+        _ => 7,
+    }
+}
+
 /// Asks on the terminal, or with a desktop dialog when there is none.
 fn ask(app: &App, missing: &[Permission], declined_before: bool) -> Answer {
     let who = app.identity();
