@@ -67,6 +67,8 @@ fn risk(p: &Permission) -> u8 {
 fn ask(app: &App, missing: &[Permission], declined_before: bool) -> Answer {
     let who = app.identity();
     let m = app.manifest();
+    let mut missing = missing.to_vec();
+    missing.sort_by_key(risk);
     let items: Vec<String> = missing
         .iter()
         .map(|p| super::store::safe(&p.to_string()))
