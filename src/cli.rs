@@ -119,6 +119,10 @@ pub struct RunArgs {
     /// Print what each layer of the sandbox enforces before the app starts.
     #[arg(long)]
     pub report: bool,
+    /// With --report: print the report as one JSON object (app, rows, claims) on standard
+    /// error instead of the table.
+    #[arg(long, requires = "report")]
+    pub json: bool,
     /// Run this program of the app instead of its command.
     #[arg(long, value_name = "PATH")]
     pub command: Option<String>,

@@ -194,7 +194,7 @@ pub fn restrict(plan: &LandlockPlan) -> Result<Outcome, ChildError> {
     };
     if plan.required && (out.ruleset != Enforced::Fully || !out.missing.is_empty()) {
         return Err(ChildError::new(
-            &format!("Landlock is required, but {}", describe_gap(&out)),
+            &describe_gap(&out),
             Call::Landlock,
             None,
             libc::EPERM,

@@ -25,7 +25,7 @@ mod sys;
 
 pub use error::{Call, ChildError, LaunchError};
 pub use landlock::{Enforced, Kernel, Missing, Outcome};
-pub use report::{Claims, Layers, Network, Report};
+pub use report::{Claims, Layers, Network, Report, SocketRefusal};
 pub use run::{App, Child, Command, ExitStatus, Replaced, Source};
 pub use spec::RunOptions;
 pub use userdata::policy::{Changes, Grants, Key, Permission};

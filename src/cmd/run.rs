@@ -151,6 +151,18 @@ fn grants(app: &App, run: &Changes, yes: bool) -> anyhow::Result<Grants> {
     Ok(g)
 }
 
+/// The report on standard error: the table, or one line of JSON for scripts and tests.
+fn print_report(r: &launcher::Report, json: bool) {
+    if !json {
+        eprint!("{}", r.render());
+        return;
+    }
+    match serde_json::to_string(r) {
+        Ok(line) => eprintln!("{line}"),
+        Err(e) => eprintln!("capsa: warning: cannot write the report as JSON: {e}"),
+    }
+}
+
 pub fn run(a: RunArgs) -> ExitCode {
     let key = match a
         .key
@@ -187,7 +199,8 @@ pub fn run(a: RunArgs) -> ExitCode {
     };
     let mut cmd = Command::new(app);
     cmd.grants(g).options(options).report(a.report);
-    let child = match cmd.spawn(&mut |r| eprint!("{}", r.render())) {
+    let json = a.json;
+    let child = match cmd.spawn(&mut |r| print_report(r, json)) {
         Ok(c) => c,
         Err(e) => return launch_fail(e),
     };

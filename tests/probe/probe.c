@@ -15,7 +15,17 @@
  * port rules (uid= and gid= are then not needed): PORT is a granted TCP port listening on the
  * host's 127.0.0.1, OTHER one not granted. Without net= the sandbox has `network=tcp:PORT` and
  * seccomp must refuse non-TCP inet sockets (EPROTONOSUPPORT) and TCP Fast Open (EPERM); with
- * net= the network is granted in full and those calls work. */
+ * net= the network is granted in full and those calls work.
+ * With truth=GRANTED,OTHER,FREE the probe prints only the rows that check `capsa run --report`'s
+ * claims (uid= and gid= are then not needed): GRANTED and OTHER are TCP ports listening on the
+ * host's 127.0.0.1, FREE a port free there; with them
+ *   mode=M          the network: loopback (its own), tcp (network=tcp:GRANTED) or host
+ *   abi=N           the Landlock ABI the sandbox uses (CAPSA_LANDLOCK_ABI; the kernel's if lower)
+ *   udp=PORT        a UDP socket on the host's 127.0.0.1
+ *   abstract=NAME   a host abstract unix socket
+ *   rw=PATH ro=PATH a granted host directory, writable or read-only (repeatable)
+ * Last, it listens on a TCP socket it never bound, prints `autobind-port=N`, waits for a byte
+ * on stdin (or its end), and says whether a connection to that port came in. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -301,6 +311,19 @@ static const char *fastopen_result(int how, const struct sockaddr_in *to) {
     return res;
 }
 
+/* What an MPTCP socket gives when nothing filters it (the sysctls of this network namespace). */
+static const char *unfiltered_mptcp(void) {
+    return sysctl_is("/proc/sys/net/mptcp/enabled", "1") ? "success"
+           : access("/proc/sys/net/mptcp", F_OK) == 0    ? "ENOPROTOOPT"
+                                                         : "EPROTONOSUPPORT";
+}
+
+/* Whether this network namespace lets clients use TCP Fast Open. */
+static int fastopen_client(void) {
+    return sysctl_is("/proc/sys/net/ipv4/tcp_fastopen", "1") ||
+           sysctl_is("/proc/sys/net/ipv4/tcp_fastopen", "3");
+}
+
 /* The netgaps= rows (see the top): `granted` when the network is granted in full. */
 static int netgap_rows(const char *ports, int granted, long abi) {
     int port = atoi(ports), other = strchr(ports, ',') ? atoi(strchr(ports, ',') + 1) : 0;
@@ -314,11 +337,8 @@ static int netgap_rows(const char *ports, int granted, long abi) {
     inet_pton(AF_INET, "127.0.0.1", &away.sin_addr);
     /* What the kernel gives when nothing filters: MPTCP and TFO depend on sysctls, SCTP on
      * the kernel's build. */
-    const char *mptcp = sysctl_is("/proc/sys/net/mptcp/enabled", "1") ? "success"
-                        : access("/proc/sys/net/mptcp", F_OK) == 0 ? "ENOPROTOOPT"
-                                                                   : "EPROTONOSUPPORT";
-    int tfo = sysctl_is("/proc/sys/net/ipv4/tcp_fastopen", "1") ||
-              sysctl_is("/proc/sys/net/ipv4/tcp_fastopen", "3");
+    const char *mptcp = unfiltered_mptcp();
+    int tfo = fastopen_client();
     const char *no = "EPROTONOSUPPORT"; /* seccomp's answer under network=tcp */
     const char *dgram = granted ? "success" : no;
     const char *fastopen = !granted ? "EPERM" : tfo ? "success" : "EOPNOTSUPP";
@@ -352,6 +372,161 @@ static int netgap_rows(const char *ports, int granted, long abi) {
     return failures ? 1 : 0;
 }
 
+/* 127.0.0.1:port. */
+static struct sockaddr_in loopback_addr(int port) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    return a;
+}
+
+/* A TCP bind of a new socket to 127.0.0.1:port (free again afterwards; SO_REUSEADDR, as
+ * servers set it, so that an earlier run's connection in TIME_WAIT does not hold it). */
+static const char *bind_result(int port) {
+    struct sockaddr_in a = loopback_addr(port);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (s >= 0)
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    const char *res = result(s < 0 ? -1 : bind(s, (const struct sockaddr *)&a, sizeof a));
+    if (s >= 0)
+        close(s);
+    return res;
+}
+
+/* A TCP server on 127.0.0.1:port that connects to itself: "success", or the step that failed
+ * and its errno ("bind-EACCES"). */
+static const char *loopback_server(int port) {
+    static char buf[64];
+    struct sockaddr_in a = loopback_addr(port);
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c = -1, one = 1;
+    const char *step = "socket";
+    long r = l;
+    if (r >= 0) {
+        step = "bind";
+        setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        r = bind(l, (const struct sockaddr *)&a, sizeof a);
+    }
+    if (r >= 0) {
+        step = "listen";
+        r = listen(l, 1);
+    }
+    if (r >= 0) {
+        step = "connect";
+        c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        r = c < 0 ? -1 : connect(c, (const struct sockaddr *)&a, sizeof a);
+    }
+    if (r >= 0) {
+        step = "accept";
+        r = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    }
+    snprintf(buf, sizeof buf, "%s-%s", step, r < 0 ? strerrorname_np(errno) : "");
+    if (r >= 0)
+        close((int)r);
+    if (c >= 0)
+        close(c);
+    if (l >= 0)
+        close(l);
+    return r >= 0 ? "success" : buf;
+}
+
+/* A UDP datagram to 127.0.0.1:port. */
+static const char *udp_result(int port) {
+    struct sockaddr_in a = loopback_addr(port);
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const char *res =
+        result(s < 0 ? -1 : sendto(s, "x", 1, 0, (const struct sockaddr *)&a, sizeof a));
+    if (s >= 0)
+        close(s);
+    return res;
+}
+
+/* The truth= rows (see the top). */
+static int truth_rows(int argc, char **argv, const char *ports, long kernel_abi) {
+    const char *mode = arg(argc, argv, "mode"), *abstract = arg(argc, argv, "abstract");
+    const char *cap = arg(argc, argv, "abi"), *udp = arg(argc, argv, "udp");
+    int granted = 0, other = 0, free_port = 0;
+    if (sscanf(ports, "%d,%d,%d", &granted, &other, &free_port) != 3 || !mode || !cap ||
+        !udp || !abstract ||
+        (strcmp(mode, "loopback") && strcmp(mode, "tcp") && strcmp(mode, "host"))) {
+        fprintf(stderr, "usage: truth=GRANTED,OTHER,FREE mode=loopback|tcp|host abi=N udp=PORT "
+                        "abstract=NAME [rw=PATH] [ro=PATH]\n");
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    long abi = atol(cap) < kernel_abi ? atol(cap) : kernel_abi;
+    int lo = strcmp(mode, "loopback") == 0, ports_only = strcmp(mode, "tcp") == 0;
+    int tcp_rules = ports_only && abi >= 4, tfo = fastopen_client();
+    const char *no = "EPROTONOSUPPORT"; /* seccomp's answer under network=tcp */
+    struct sockaddr_in to = loopback_addr(granted), away = loopback_addr(other);
+    struct sockaddr_in dns = loopback_addr(53);
+
+    /* TCP: connect by port, bind, a server on 127.0.0.1. Own loopback: nothing listens. */
+    row("tcp-connect:granted", lo ? "ECONNREFUSED" : "success",
+        connect_result(SOCK_STREAM, &to, sizeof to));
+    row("tcp-connect:other", lo ? "ECONNREFUSED" : tcp_rules ? "EACCES" : "success",
+        connect_result(SOCK_STREAM, &away, sizeof away));
+    row("tcp-connect:53", "success|ECONNREFUSED", connect_result(SOCK_STREAM, &dns, sizeof dns));
+    row("tcp-bind:chosen-port", tcp_rules ? "EACCES" : "success", bind_result(free_port));
+    row("loopback-server:127.0.0.1", tcp_rules ? "bind-EACCES" : "success",
+        loopback_server(free_port));
+
+    /* What seccomp refuses under port grants. */
+    row("udp-sendto:host-port", ports_only ? no : "success", udp_result(atoi(udp)));
+    row("socket(AF_INET,SOCK_STREAM,IPPROTO_MPTCP)", ports_only ? no : unfiltered_mptcp(),
+        socket_result(AF_INET, SOCK_STREAM, IPPROTO_MPTCP));
+    row("socket(AF_INET,SOCK_STREAM,IPPROTO_SCTP)", ports_only ? no : "success|EPROTONOSUPPORT",
+        socket_result(AF_INET, SOCK_STREAM, IPPROTO_SCTP));
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    row("setsockopt(TCP_FASTOPEN_CONNECT)", ports_only ? "EPERM" : tfo ? "success" : "EOPNOTSUPP",
+        result(s < 0 ? -1 : setsockopt(s, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof one)));
+    if (s >= 0)
+        close(s);
+    row("sendto(MSG_FASTOPEN):other", ports_only ? "EPERM" : !tfo ? "EOPNOTSUPP"
+                                      : lo                ? "ECONNREFUSED"
+                                                          : "success",
+        fastopen_result(0, &away));
+
+    /* Landlock's scopes and the rights of newer ABIs. */
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    snprintf(un.sun_path + 1, sizeof un.sun_path - 1, "%s", abstract);
+    socklen_t len = offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abstract);
+    row("connect:host-abstract-socket", lo ? "ECONNREFUSED" : abi >= 6 ? "EPERM" : "success",
+        connect_result(SOCK_STREAM, &un, len));
+    row("kill(1,0)", abi >= 6 ? "EPERM" : "success", result(kill(1, 0))); /* outside the domain */
+    row("truncate:/proc/self/comm", abi >= 3 ? "EACCES" : "success", /* read-only for Landlock */
+        result(truncate("/proc/self/comm", 0)));
+
+    /* Granted host directories. */
+    char path[4096], name[4200];
+    for (int i = 1; i < argc; i++) {
+        int rw = strncmp(argv[i], "rw=", 3) == 0;
+        if (!rw && strncmp(argv[i], "ro=", 3) != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/capsa-probe-file", argv[i] + 3);
+        snprintf(name, sizeof name, "create:%s", argv[i] + 3);
+        row(name, rw ? "success" : "EROFS|EACCES", write_result(path, O_CREAT | O_EXCL, "x"));
+    }
+
+    /* listen() on a socket never bound: the kernel binds an ephemeral port on every address.
+     * The port is printed; whoever reads it connects and then writes a byte to our stdin (or
+     * closes it); then the connection is accepted or not. */
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in bound = {0};
+    socklen_t blen = sizeof bound;
+    row("tcp-listen:never-bound", "success", result(l < 0 ? -1 : listen(l, 1)));
+    getsockname(l, (struct sockaddr *)&bound, &blen);
+    printf("autobind-port=%d\n", ntohs(bound.sin_port));
+    char b;
+    if (read(0, &b, 1) < 0)
+        perror("read stdin");
+    int c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    row("tcp-accept:host-client", lo ? "EAGAIN" : "success", result(c));
+    if (c >= 0)
+        close(c);
+    if (l >= 0)
+        close(l);
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     const char *uid = arg(argc, argv, "uid"), *gid = arg(argc, argv, "gid");
     const char *net = arg(argc, argv, "net"), *route = arg(argc, argv, "route");
@@ -363,6 +538,8 @@ int main(int argc, char **argv) {
     pthread_t thread;
     if (arg(argc, argv, "netgaps"))
         return netgap_rows(arg(argc, argv, "netgaps"), net != NULL, abi);
+    if (arg(argc, argv, "truth"))
+        return truth_rows(argc, argv, arg(argc, argv, "truth"), abi);
     if (!uid || !gid) {
         fprintf(stderr, "usage: %s uid=N gid=N [KEY=VALUE...]\n", argv[0]);
         return 2;
