@@ -541,27 +541,47 @@ fn clone_flags(plan: &Plan) -> CloneFlags {
     })
 }
 
-/// The mount points the child created (relative to the new root) that live in the app's
-/// persistent state: in its private home or its persistent upper, as paths below those.
+/// The mount points the child created (relative to the new root) that would tell of a
+/// grant or an opened file, in the app's persistent state: in its private home or its
+/// persistent upper, as paths below those. System mount points (`/proc`, `/etc/passwd`, ...)
+/// tell nothing and stay, so later runs need not create them again.
 fn created_in_state(
     plan: &Plan,
     state: Option<&AppState>,
     home: &Path,
     created: &[PathBuf],
 ) -> Vec<PathBuf> {
+    use crate::plan::{BindWhy, Step};
     let Some(st) = state else { return Vec::new() };
+    let root = Path::new("/");
+    let telling = |p: &Path| {
+        let p = root.join(p);
+        let under = |s: &Step| s.dst().starts_with(&p);
+        let of_grant = |s: &Step| {
+            matches!(
+                s,
+                Step::Bind {
+                    why: BindWhy::Grant | BindWhy::OpenFile,
+                    ..
+                }
+            )
+        };
+        plan.steps.iter().any(|s| of_grant(s) && under(s))
+            && !plan.steps.iter().any(|s| !of_grant(s) && under(s))
+    };
     let home_rel = home.strip_prefix("/").unwrap_or(home);
     let private_home = plan.steps.iter().any(|s| {
         matches!(
             s,
-            crate::plan::Step::Bind {
-                why: crate::plan::BindWhy::Home,
+            Step::Bind {
+                why: BindWhy::Home,
                 ..
             }
         )
     });
     created
         .iter()
+        .filter(|p| telling(p))
         .filter_map(|p| match p.strip_prefix(home_rel) {
             Ok(rest) if private_home && !rest.as_os_str().is_empty() => Some(st.home.join(rest)),
             Ok(_) => None,
