@@ -1,14 +1,60 @@
 //! Writes seed corpora for the fuzz targets, built with the integration tests' helpers:
 //! `cargo run --manifest-path fuzz/Cargo.toml --example make_seeds -- fuzz/corpus`
-//! (the corpus directory is not committed).
+//! (the corpus directory is not committed). `bundle_parts` seeds are the `bundle_open` bundles
+//! taken apart, under each flag, plus hand-made hostile layers and numbers.
 
 #[path = "../../bundle-format/tests/common/mod.rs"]
 mod common;
+#[path = "../fuzz_targets/parts.rs"]
+mod parts;
 
 use std::fs;
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
+use bundle_format::{BlobRef, Bundle};
 use common::*;
+use parts::{LayerParts, Parts, KEEP_NUMBERS, MIRROR_TOC, RAW_TOC};
+
+/// A bundle file taken apart: its manifest bytes and each layer's TOC JSON and tar stream.
+fn take_apart(path: &Path) -> Parts {
+    let b = Bundle::open(path).unwrap();
+    let layers = b
+        .manifest()
+        .layers
+        .iter()
+        .map(|l| {
+            let toc = b.checked_blob(&l.toc, "toc").unwrap();
+            let toc = bundle_format::layer::decompress_meta(toc, "toc", u64::MAX).unwrap();
+            let blob = BlobRef {
+                digest: l.digest,
+                size: l.size,
+            };
+            let mut tar = Vec::new();
+            zstd::stream::read::Decoder::new(b.checked_blob(&blob, "layer").unwrap())
+                .unwrap()
+                .read_to_end(&mut tar)
+                .unwrap();
+            LayerParts { toc, tar }
+        })
+        .collect();
+    Parts {
+        flags: 0,
+        manifest: b.manifest_bytes().to_vec(),
+        layers,
+    }
+}
+
+/// Writes `parts` under each flag combination that makes sense for a seed.
+fn write_parts(dir: &Path, name: &str, parts: &Parts) {
+    for flags in [0, MIRROR_TOC, KEEP_NUMBERS, RAW_TOC] {
+        let p = Parts {
+            flags,
+            ..parts.clone()
+        };
+        fs::write(dir.join(format!("{name}-{flags}")), p.encode()).unwrap();
+    }
+}
 
 /// A `layer_read` input: flags, declared tar size, TOC JSON, body.
 fn layer_input(flags: u8, tar_size: u32, toc: &[u8], body: &[u8]) -> Vec<u8> {
@@ -28,8 +74,10 @@ fn main() {
     );
     let open = out.join("bundle_open");
     let layer = out.join("layer_read");
+    let parts_dir = out.join("bundle_parts");
     fs::create_dir_all(&open).unwrap();
     fs::create_dir_all(&layer).unwrap();
+    fs::create_dir_all(&parts_dir).unwrap();
 
     let key = bundle_format::SecretKey::generate().unwrap();
     write(&open.join("sample.capsa"), &sample_tree(), &[], 1);
@@ -44,6 +92,12 @@ fn main() {
     ];
     let raw = RawLayer::new(raw_tar(&honest), mirror_toc(&honest));
     write_raw(&open.join("raw.capsa"), &[raw]);
+    for name in ["sample", "signed", "tiny", "raw"] {
+        let parts = take_apart(&open.join(format!("{name}.capsa")));
+        write_parts(&parts_dir, name, &parts);
+    }
+    // A template manifest for the hand-made layers below (its layer fields are fixed up).
+    let template = take_apart(&open.join("tiny.capsa")).manifest;
 
     let layers: Vec<(&str, Vec<Raw>)> = vec![
         ("honest", honest.clone()),
@@ -64,6 +118,27 @@ fn main() {
         ),
         ("long-name", vec![rfile(&b"n".repeat(300), b"hi")]),
     ];
+    let numbers: Vec<(&str, Vec<Raw>)> = vec![
+        ("mtime-max", vec![rfile(b"x", b"hi").mtime(u64::MAX)]),
+        (
+            "mtime-9999",
+            vec![rfile(b"x", b"hi").mtime(253_402_300_799)],
+        ),
+        (
+            "dirs",
+            vec![rdir(b"a/"), rdir(b"a/b/"), rfile(b"a/b/c", b"hi")],
+        ),
+    ];
+    for (name, entries) in layers.iter().chain(&numbers) {
+        let tar = raw_tar(entries);
+        let toc = RawLayer::new(tar.clone(), mirror_toc(entries)).toc_json;
+        let parts = Parts {
+            flags: 0,
+            manifest: template.clone(),
+            layers: vec![LayerParts { toc, tar }],
+        };
+        write_parts(&parts_dir, name, &parts);
+    }
     for (name, entries) in layers {
         let tar = raw_tar(&entries);
         let toc = RawLayer::new(tar.clone(), mirror_toc(&entries)).toc_json;
