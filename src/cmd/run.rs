@@ -47,7 +47,10 @@ fn source(name: &str) -> anyhow::Result<Source> {
 fn ask(app: &App, missing: &[Permission], declined_before: bool) -> Answer {
     let who = app.identity();
     let m = app.manifest();
-    let items: Vec<String> = missing.iter().map(|p| super::store::safe(&p.to_string())).collect();
+    let items: Vec<String> = missing
+        .iter()
+        .map(|p| super::store::safe(&p.to_string()))
+        .collect();
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if interactive {
         eprintln!(
@@ -87,23 +90,31 @@ fn ask(app: &App, missing: &[Permission], declined_before: bool) -> Answer {
     }
 }
 
-/// The effective grants of this run.
+/// The effective grants of this run: the manifest's, the consent (an installed app's was
+/// given at install), the identity's stored overrides, the run's own. The overrides belong to
+/// the identity, so they hold for a bundle file of an installed app's identity too.
 fn grants(app: &App, run: &Changes, yes: bool) -> anyhow::Result<Grants> {
     let asked = &app.manifest().permissions.grants;
     let who = app.identity();
+    let stored = store::overrides::load(&store::Layout::user(), who)?;
     if app.is_installed() {
-        let stored = store::overrides::load(&store::Layout::user(), who)?;
         return Ok(store::overrides::effective(asked, &stored, run));
     }
-    let asked_set = Grants::from_list(asked);
-    let d = consent::decide(who, app.digest(), &asked_set, yes, &mut |missing, before| {
-        ask(app, missing, before)
-    })?;
-    let g = userdata::merge(asked, &[&d.level, run]);
+    // A kind the overrides or the run deny is theirs to decide: consent is not asked for it.
+    let later = stored.then(run);
+    let asked_set = Grants::from_list(asked.iter().filter(|p| !later.deny.contains(&p.key())));
+    let d = consent::decide(
+        who,
+        app.digest(),
+        &asked_set,
+        yes,
+        &mut |missing, before| ask(app, missing, before),
+    )?;
+    let g = userdata::merge(asked, &[&d.level, &stored, run]);
     let withheld: Vec<String> = d
         .withheld
         .iter()
-        .filter(|p| !g.has(p) && !run.deny.contains(&p.key()))
+        .filter(|p| !g.has(p))
         .map(|p| p.to_string())
         .collect();
     if !withheld.is_empty() {
@@ -117,7 +128,12 @@ fn grants(app: &App, run: &Changes, yes: bool) -> anyhow::Result<Grants> {
 }
 
 pub fn run(a: RunArgs) -> ExitCode {
-    let key = match a.key.as_deref().map(bundle_format::PublicKey::load).transpose() {
+    let key = match a
+        .key
+        .as_deref()
+        .map(bundle_format::PublicKey::load)
+        .transpose()
+    {
         Ok(k) => k,
         Err(e) => return fail(e.into(), 125, None),
     };
@@ -153,7 +169,10 @@ pub fn run(a: RunArgs) -> ExitCode {
     };
     for r in child.replaced_stdio() {
         let name = ["standard input", "standard output", "standard error"][r.fd as usize];
-        eprintln!("capsa: warning: {name} was {}; the app gets /dev/null instead", r.was);
+        eprintln!(
+            "capsa: warning: {name} was {}; the app gets /dev/null instead",
+            r.was
+        );
     }
     match child.wait() {
         Ok(status) => ExitCode::from(status.code().clamp(0, 255) as u8),
