@@ -118,15 +118,19 @@ fn ask(app: &App, missing: &[Permission], declined_before: bool) -> Answer {
     }
 }
 
-/// The effective grants of this run.
+/// The effective grants of this run: the manifest's, the consent (an installed app's was
+/// given at install), the identity's stored overrides, the run's own. The overrides belong to
+/// the identity, so they hold for a bundle file of an installed app's identity too.
 fn grants(app: &App, run: &Changes, yes: bool) -> anyhow::Result<Grants> {
     let asked = &app.manifest().permissions.grants;
     let who = app.identity();
+    let stored = store::overrides::load(&store::Layout::user(), who)?;
     if app.is_installed() {
-        let stored = store::overrides::load(&store::Layout::user(), who)?;
         return Ok(store::overrides::effective(asked, &stored, run));
     }
-    let asked_set = Grants::from_list(asked);
+    // A kind the overrides or the run deny is theirs to decide: consent is not asked for it.
+    let later = stored.then(run);
+    let asked_set = Grants::from_list(asked.iter().filter(|p| !later.deny.contains(&p.key())));
     let d = consent::decide(
         who,
         app.digest(),
@@ -134,11 +138,11 @@ fn grants(app: &App, run: &Changes, yes: bool) -> anyhow::Result<Grants> {
         yes,
         &mut |missing, before| ask(app, missing, before),
     )?;
-    let g = userdata::merge(asked, &[&d.level, run]);
+    let g = userdata::merge(asked, &[&d.level, &stored, run]);
     let withheld: Vec<String> = d
         .withheld
         .iter()
-        .filter(|p| !g.has(p) && !run.deny.contains(&p.key()))
+        .filter(|p| !g.has(p))
         .map(|p| p.to_string())
         .collect();
     if !withheld.is_empty() {
@@ -149,18 +153,6 @@ fn grants(app: &App, run: &Changes, yes: bool) -> anyhow::Result<Grants> {
         );
     }
     Ok(g)
-}
-
-/// The report on standard error: the table, or one line of JSON for scripts and tests.
-fn print_report(r: &launcher::Report, json: bool) {
-    if !json {
-        eprint!("{}", r.render());
-        return;
-    }
-    match serde_json::to_string(r) {
-        Ok(line) => eprintln!("{line}"),
-        Err(e) => eprintln!("capsa: warning: cannot write the report as JSON: {e}"),
-    }
 }
 
 pub fn run(a: RunArgs) -> ExitCode {
