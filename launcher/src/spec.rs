@@ -8,7 +8,7 @@
 //! object or refuses to start.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bundle_format::{Enforcement, Manifest};
 use userdata::{Grants, Identity};
@@ -79,25 +79,56 @@ fn file_url_to_path(arg: &str) -> String {
 }
 
 /// Checks a file named for `--open-files`: it exists, is a regular file the user can read,
-/// and is remembered by identity (the path is resolved once, here).
+/// and is remembered by identity. The folders on its way are resolved (they are the user's
+/// naming: `/home` is a symlink on some systems); the file itself is opened once, without
+/// following any symlink, so a name swapped for a symlink (by anything that can write its
+/// folder) is refused rather than followed to another file of the user.
 pub fn open_file(arg: &str) -> Result<OpenFile, LaunchError> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
     let named = PathBuf::from(file_url_to_path(arg));
     let fail = |why: &str| LaunchError::OpenFile {
         path: named.clone(),
         why: why.into(),
     };
-    let real = std::fs::canonicalize(&named).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => fail(
+    let missing = || {
+        fail(
             "no such file; the app is given existing files only (create it first, e.g. with touch)",
-        ),
+        )
+    };
+    let (Some(parent), Some(name)) = (named.parent(), named.file_name()) else {
+        return Err(fail(
+            "not a regular file; only files can be opened in an app",
+        ));
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let dir = std::fs::canonicalize(parent).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => missing(),
         _ => fail(&e.to_string()),
     })?;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags_nofollow()
-        .open(&real)
-        .map_err(|e| fail(&format!("cannot open it: {e}")))?;
-    let m = f.metadata().map_err(|e| fail(&e.to_string()))?;
+    let real = dir.join(name);
+    let how = OpenHow::new()
+        .flags(
+            OFlag::O_RDONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
+        )
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = openat2(nix::fcntl::AT_FDCWD, &real, how).map_err(|e| match e {
+        nix::Error::ENOENT => missing(),
+        nix::Error::ELOOP => fail(
+            "it is a symbolic link (or a folder on its way was just replaced by one); name the file it points to",
+        ),
+        e => fail(&format!("cannot open it: {}", std::io::Error::from(e))),
+    })?;
+    let m = std::fs::File::from(fd)
+        .metadata()
+        .map_err(|e| fail(&e.to_string()))?;
     if !m.is_file() {
         return Err(fail(
             "not a regular file; only files can be opened in an app",
@@ -110,16 +141,6 @@ pub fn open_file(arg: &str) -> Result<OpenFile, LaunchError> {
             ino: m.ino(),
         },
     })
-}
-
-trait NoFollow {
-    fn custom_flags_nofollow(&mut self) -> &mut Self;
-}
-impl NoFollow for std::fs::OpenOptions {
-    fn custom_flags_nofollow(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-    }
 }
 
 impl SandboxSpec {
@@ -212,11 +233,16 @@ mod tests {
         std::fs::write(&f, "x").unwrap();
         let real = std::fs::canonicalize(&f).unwrap();
         let url = format!("file://{}", real.display().to_string().replace(' ', "%20"));
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&f, &link).unwrap();
+        // A symlinked folder on the way is the user's naming, and resolved.
+        let folder = dir.path().join("folder");
+        std::os::unix::fs::symlink(dir.path(), &folder).unwrap();
         let o = RunOptions {
             open_files: true,
-            args: vec![url, "--flag".into(), link.display().to_string()],
+            args: vec![
+                url,
+                "--flag".into(),
+                folder.join("a b.txt").display().to_string(),
+            ],
             ..Default::default()
         };
         let s = spec(&o).unwrap();
@@ -234,6 +260,22 @@ mod tests {
             s.open_files[0].id.ino,
             std::fs::metadata(&real).unwrap().ino()
         );
+    }
+
+    #[test]
+    fn an_open_file_that_is_a_symlink_is_refused_not_followed() {
+        // Anything that can write the folder could have swapped the name for this link.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), "x").unwrap();
+        let link = dir.path().join("doc.txt");
+        std::os::unix::fs::symlink(dir.path().join("secret"), &link).unwrap();
+        let o = RunOptions {
+            open_files: true,
+            args: vec![link.display().to_string()],
+            ..Default::default()
+        };
+        let e = spec(&o).unwrap_err().to_string();
+        assert!(e.contains("doc.txt") && e.contains("symbolic link"), "{e}");
     }
 
     #[test]
