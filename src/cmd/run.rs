@@ -155,6 +155,18 @@ fn grants(app: &App, run: &Changes, yes: bool) -> anyhow::Result<Grants> {
     Ok(g)
 }
 
+/// The report on standard error: the table, or one line of JSON for scripts and tests.
+fn print_report(r: &launcher::Report, json: bool) {
+    if !json {
+        eprint!("{}", r.render());
+        return;
+    }
+    match serde_json::to_string(r) {
+        Ok(line) => eprintln!("{line}"),
+        Err(e) => eprintln!("capsa: warning: cannot write the report as JSON: {e}"),
+    }
+}
+
 pub fn run(a: RunArgs) -> ExitCode {
     let key = match a
         .key
