@@ -228,7 +228,8 @@ impl CaptureSet {
             source: source.into(),
             executable: meta.mode() & 0o111 != 0,
             size: meta.len(),
-            mtime: meta.mtime().max(0) as u64,
+            // Bundles bound mtimes at the end of the year 9999 (SPEC): clamp, do not refuse.
+            mtime: (meta.mtime().max(0) as u64).min(bundle_format::limits::MAX_MTIME),
             inode: (meta.dev(), meta.ino()),
         };
         self.note(Self::key(at)?, kind, role, reason)
