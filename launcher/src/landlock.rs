@@ -171,21 +171,7 @@ pub fn restrict(plan: &LandlockPlan) -> Result<Outcome, ChildError> {
         RulesetStatus::PartiallyEnforced => Enforced::Partially,
         RulesetStatus::NotEnforced => Enforced::Not,
     };
-    let missing: Vec<Missing> = [
-        Missing::Refer,
-        Missing::Truncate,
-        Missing::TcpRules,
-        Missing::IoctlDev,
-        Missing::Scoping,
-    ]
-    .into_iter()
-    .filter(|m| match m {
-        Missing::TcpRules => plan.tcp_connect.is_some(),
-        Missing::Scoping => plan.scope,
-        _ => true,
-    })
-    .filter(|m| used < m.abi())
-    .collect();
+    let missing = missing_at(plan, used);
     let out = Outcome {
         kernel,
         abi: used,
@@ -201,6 +187,25 @@ pub fn restrict(plan: &LandlockPlan) -> Result<Outcome, ChildError> {
         ));
     }
     Ok(out)
+}
+
+/// The rights `plan` wants that ABI `abi` lacks.
+pub fn missing_at(plan: &LandlockPlan, abi: u8) -> Vec<Missing> {
+    [
+        Missing::Refer,
+        Missing::Truncate,
+        Missing::TcpRules,
+        Missing::IoctlDev,
+        Missing::Scoping,
+    ]
+    .into_iter()
+    .filter(|m| match m {
+        Missing::TcpRules => plan.tcp_connect.is_some(),
+        Missing::Scoping => plan.scope,
+        _ => true,
+    })
+    .filter(|m| abi < m.abi())
+    .collect()
 }
 
 /// What a required rule set lacks, in words.

@@ -429,17 +429,7 @@ mod tests {
 
     /// What the kernel says at `abi`, with the rights the plan wants that it lacks.
     fn outcome(plan: &Plan, abi: u8) -> Outcome {
-        let missing = [
-            Missing::Refer,
-            Missing::Truncate,
-            Missing::TcpRules,
-            Missing::IoctlDev,
-            Missing::Scoping,
-        ]
-        .into_iter()
-        .filter(|m| *m != Missing::TcpRules || plan.landlock.tcp_connect.is_some())
-        .filter(|m| abi < m.abi())
-        .collect();
+        let missing = crate::landlock::missing_at(&plan.landlock, abi);
         Outcome {
             kernel: Kernel::Abi(7),
             abi,

@@ -31,20 +31,6 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot remove {path}")]
-    Remove {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot read {path}")]
-    Walk {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "{path} keeps changing while it is being removed: close the app using it and try again"
-    )]
-    Changing { path: PathBuf },
     #[error("{0} is not installed")]
     NotInstalled(String),
     #[error("{0}")]

@@ -9,7 +9,6 @@
 pub mod dialog;
 pub mod error;
 pub mod export;
-pub mod fsx;
 pub mod install;
 pub mod layout;
 pub mod overrides;

@@ -11,9 +11,9 @@ use crate::layout::Layout;
 use crate::release::Release;
 
 /// Deletes a directory tree, even one with read-only directories in it, never following a
-/// symlink or leaving the tree ([`crate::fsx::remove_tree`]).
+/// symlink or leaving the tree ([`userdata::fsx::remove_tree`]).
 pub(crate) fn remove_tree(p: &Path) -> Result<(), StoreError> {
-    crate::fsx::remove_tree(p)
+    Ok(userdata::fsx::remove_tree(p)?)
 }
 
 /// Removes `.`-prefixed staging and trash entries directly inside `dir`.

@@ -3,7 +3,7 @@
 //! directory (whiteouts are deletions, opaque directories replaced ones).
 //!
 //! The app writes these trees itself, so they are walked and deleted only through
-//! [`crate::fsx`] (fd-relative, never following a symlink), and never while it runs: every
+//! [`userdata::fsx`] (fd-relative, never following a symlink), and never while it runs: every
 //! running instance holds a shared `flock` on `state/<id>/instances.lock` for its whole life,
 //! and these operations take it exclusively, without waiting, for their whole duration
 //! ([`lock`]); a busy lock is [`StoreError::Running`]. The older `state/<id>/lock`, held
@@ -17,10 +17,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::StoreError;
-use crate::fsx::{self, Kind};
 use crate::layout::Layout;
 use crate::recover::remove_tree;
 use crate::release::Release;
+use userdata::fsx::{self, Kind};
 use userdata::Identity;
 
 /// One change the app made to its root.

@@ -23,6 +23,22 @@ pub enum DataError {
     Damaged { path: PathBuf },
     #[error("{path} cannot hold an overlayfs path (it has ',', ':' or '\\'): set XDG_CACHE_HOME and XDG_DATA_HOME to a plain path")]
     OverlayPath { path: PathBuf },
+    #[error("{path} names no directory entry")]
+    NotAnEntry { path: PathBuf },
+    #[error("cannot remove {path}")]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}")]
+    Walk {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} keeps changing while it is being removed: close the app using it and try again"
+    )]
+    Changing { path: PathBuf },
     #[error("cannot read {path}: {why}")]
     Record { path: PathBuf, why: String },
 }

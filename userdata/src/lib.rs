@@ -4,6 +4,7 @@
 //! - [`cache`]: layers unpacked once by digest and checked on every use;
 //! - [`identity`]: an app is its id plus its publisher;
 //! - [`state`]: per-identity state directories and their locks;
+//! - [`fsx`]: fd-relative tree walks and removal that never follow a symlink;
 //! - [`tidy`]: removing the mount points a run left in an app's state;
 //! - [`consent`]: what the user agreed an app may use;
 //! - [`policy`]: the one merge of manifest, consent, overrides and per-run grants.
@@ -16,6 +17,7 @@ pub mod cache;
 pub mod consent;
 pub mod dirs;
 pub mod error;
+pub mod fsx;
 pub mod identity;
 pub mod policy;
 pub mod state;

@@ -9,42 +9,41 @@
 //! regular file, or an empty directory that overlayfs did not mark opaque (removing one would
 //! bring back what the app deleted below it).
 
+use std::ffi::CString;
 use std::fs;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
 
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::OFlag;
 use nix::sys::stat::{fstatat, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
+use crate::fsx::{has_xattr, open_below};
+
 const RECORD: &str = "created.json";
 
+/// `rel` below `dir`, one component at a time, never following a symlink (see [`crate::fsx`]).
 fn beneath(dir: &OwnedFd, rel: &Path) -> nix::Result<OwnedFd> {
-    let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-        .resolve(
-            ResolveFlag::RESOLVE_BENEATH
-                | ResolveFlag::RESOLVE_NO_SYMLINKS
-                | ResolveFlag::RESOLVE_NO_MAGICLINKS
-                | ResolveFlag::RESOLVE_NO_XDEV,
-        );
-    let rel = if rel.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        rel
-    };
-    openat2(dir, rel, how)
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    let mut cur = open_below(dir.as_fd(), c".", flags)?;
+    for c in rel.components() {
+        let Component::Normal(name) = c else {
+            return Err(nix::Error::EINVAL);
+        };
+        let name = CString::new(name.as_bytes()).map_err(|_| nix::Error::EINVAL)?;
+        cur = open_below(cur.as_fd(), &name, flags)?;
+    }
+    Ok(cur)
 }
 
 fn is_opaque(parent: &OwnedFd, name: &Path) -> bool {
-    let Ok(fd) = beneath(parent, name) else {
-        return true; // not a plain directory any more: leave it
-    };
-    let at = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-    ["user.overlay.opaque", "trusted.overlay.opaque"]
-        .iter()
-        // getxattr follows the magic link to exactly the directory opened above.
-        .any(|n| xattr::get(&at, n).ok().flatten().is_some())
+    match beneath(parent, name) {
+        Ok(fd) => ["user.overlay.opaque", "trusted.overlay.opaque"]
+            .iter()
+            .any(|n| has_xattr(&fd, n)),
+        Err(_) => true, // not a plain directory any more: leave it
+    }
 }
 
 /// Removes one created entry (absolute, below `state`), if it still is a mount point.
@@ -79,9 +78,8 @@ pub fn record_created(state_dir: &Path, created: &[PathBuf]) -> std::io::Result<
 
 /// Removes what a run created, deepest first, then the record.
 pub fn remove_created(state_dir: &Path, created: &[PathBuf]) {
-    let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW);
-    let Ok(state) = openat2(nix::fcntl::AT_FDCWD, state_dir, how) else {
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+    let Ok(state) = nix::fcntl::open(state_dir, flags, nix::sys::stat::Mode::empty()) else {
         return;
     };
     let mut sorted: Vec<&PathBuf> = created.iter().collect();

@@ -24,7 +24,7 @@
 //!   attributes (opening a FIFO would block, a device could act).
 //! - Deleting is `unlinkat(parent fd, name)`, which never follows the name: a symlink is
 //!   removed as a link. A directory that refills while it is emptied is listed again a bounded
-//!   number of times, then reported ([`StoreError::Changing`]).
+//!   number of times, then reported ([`DataError::Changing`]).
 //! - No recursion: an explicit stack, one open directory per level of depth, so a hostile deep
 //!   tree ends in an error (`EMFILE`), never a stack overflow.
 //!
@@ -44,7 +44,7 @@ use nix::fcntl::{open, openat, openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
-use crate::error::StoreError;
+use crate::error::DataError;
 
 /// How many times a directory is listed again because it refilled while being emptied.
 const MAX_PASSES: u32 = 64;
@@ -113,7 +113,7 @@ fn openat2_usable() -> bool {
 
 /// Opens the single component `name` below `dir`, never following a symlink or crossing a
 /// mount point (see the module doc).
-fn open_below(dir: BorrowedFd<'_>, name: &CStr, flags: OFlag) -> nix::Result<OwnedFd> {
+pub(crate) fn open_below(dir: BorrowedFd<'_>, name: &CStr, flags: OFlag) -> nix::Result<OwnedFd> {
     let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     if openat2_usable() {
         let how = OpenHow::new().flags(flags).resolve(
@@ -157,7 +157,7 @@ fn reopen_dir(pinned: &OwnedFd) -> nix::Result<Dir> {
 }
 
 /// Whether the attribute `name` is set on the inode `fd` refers to.
-fn has_xattr(fd: &OwnedFd, name: &str) -> bool {
+pub(crate) fn has_xattr(fd: &OwnedFd, name: &str) -> bool {
     xattr::get_deref(magic(fd.as_fd()), name)
         .ok()
         .flatten()
@@ -183,8 +183,10 @@ fn join(dir: &Path, name: &CStr) -> PathBuf {
 
 /// The root's parent, opened by path (trusted: see the module doc), and the root's name in it;
 /// `None` when the parent does not exist.
-fn open_parent(root: &Path) -> Result<Option<(OwnedFd, CString)>, StoreError> {
-    let invalid = || StoreError::Invalid(format!("{} names no directory entry", root.display()));
+fn open_parent(root: &Path) -> Result<Option<(OwnedFd, CString)>, DataError> {
+    let invalid = || DataError::NotAnEntry {
+        path: root.to_path_buf(),
+    };
     let name = root.file_name().ok_or_else(invalid)?;
     let name = CString::new(name.as_bytes()).map_err(|_| invalid())?;
     let parent = match root.parent() {
@@ -198,7 +200,7 @@ fn open_parent(root: &Path) -> Result<Option<(OwnedFd, CString)>, StoreError> {
     ) {
         Ok(fd) => Ok(Some((fd, name))),
         Err(Errno::ENOENT) => Ok(None),
-        Err(e) => Err(StoreError::Walk {
+        Err(e) => Err(DataError::Walk {
             path: parent.to_path_buf(),
             source: e.into(),
         }),
@@ -208,12 +210,12 @@ fn open_parent(root: &Path) -> Result<Option<(OwnedFd, CString)>, StoreError> {
 /// Deletes the tree at `path`: a directory with everything in it (giving directories back owner
 /// rwx first, through their own inode), or a single file or symlink (removed as a link, never
 /// followed). A missing `path` is fine.
-pub fn remove_tree(path: &Path) -> Result<(), StoreError> {
+pub fn remove_tree(path: &Path) -> Result<(), DataError> {
     let Some((parent, name)) = open_parent(path)? else {
         return Ok(());
     };
     let fail = |p: PathBuf| {
-        move |e: Errno| StoreError::Remove {
+        move |e: Errno| DataError::Remove {
             path: p,
             source: e.into(),
         }
@@ -243,7 +245,7 @@ pub fn remove_tree(path: &Path) -> Result<(), StoreError> {
                 stack.push(frame);
             }
             Err(Errno::ENOTEMPTY | Errno::EEXIST) => {
-                return Err(StoreError::Changing { path: frame.path })
+                return Err(DataError::Changing { path: frame.path })
             }
             // The name now holds a non-directory (and this directory moved elsewhere in the
             // tree): the parent is then not empty, so it lists itself again.
@@ -264,8 +266,8 @@ struct Frame {
 }
 
 impl Frame {
-    fn new(mut dir: Dir, name: CString, path: PathBuf) -> Result<Self, StoreError> {
-        let pending = names(&mut dir).map_err(|e| StoreError::Remove {
+    fn new(mut dir: Dir, name: CString, path: PathBuf) -> Result<Self, DataError> {
+        let pending = names(&mut dir).map_err(|e| DataError::Remove {
             path: path.clone(),
             source: e.into(),
         })?;
@@ -309,10 +311,10 @@ fn open_dir_for_removal(dir: BorrowedFd<'_>, name: &CStr) -> nix::Result<Dir> {
 /// Walks the tree below the directory `root` (a missing `root` is an empty tree), calling
 /// `visit` for every entry, parents before children; a directory is entered when `visit`
 /// returns true. A directory its owner cannot read is reported but not entered.
-pub fn walk(root: &Path, mut visit: impl FnMut(&Entry) -> bool) -> Result<(), StoreError> {
+pub fn walk(root: &Path, mut visit: impl FnMut(&Entry) -> bool) -> Result<(), DataError> {
     let fail = |p: &Path| {
         let p = p.to_path_buf();
-        move |e: Errno| StoreError::Walk {
+        move |e: Errno| DataError::Walk {
             path: p,
             source: e.into(),
         }
@@ -511,7 +513,7 @@ mod tests {
         walk(&tmp.path().join("missing"), |_| panic!("nothing to visit")).unwrap();
         assert!(matches!(
             walk(&tree.join("link"), |_| true),
-            Err(StoreError::Walk { .. })
+            Err(DataError::Walk { .. })
         ));
         outside.check("after walk");
         remove_tree(&tree).unwrap();
