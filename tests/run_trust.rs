@@ -1030,9 +1030,8 @@ fn the_desktop_dialog_asks_when_there_is_no_terminal() {
     let text = dialog_text();
     assert!(
         text.contains("org.capsa.TrustDialog")
-            && text.contains("\u{2022} network\n")
-            && text.contains("\u{2022} filesystem=home"),
-        "the dialog does not show the grants: {text:?}"
+            && text.contains("\u{2022} filesystem=home\n\u{2022} network"),
+        "the dialog does not show the grants, riskiest first: {text:?}"
     );
     // No window manager: focus the dialog, then Tab from its default (deny) button to Allow.
     x.out("xdotool", &["windowfocus", "--sync", &w]);

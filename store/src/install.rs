@@ -199,6 +199,13 @@ pub fn install(
         finish_switch(&app)?;
     }
     let rel = Release::current(layout, &m.id)?;
+    // What the user agreed to here holds for bundle files of the same identity too.
+    let asked = userdata::Grants::from_list(&m.permissions.grants);
+    let mut consent = userdata::consent::Record::load(&rel.identity())?;
+    if !consent.missing(&asked).is_empty() {
+        consent.allow(&asked, &digest);
+        consent.save(&rel.identity())?;
+    }
     let (exports, warnings) = export::sync_app(layout, &rel, &opts.exe)?;
     if !opts.default_for.is_empty() {
         export::set_defaults(&m.id, &opts.default_for)?;

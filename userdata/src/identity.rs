@@ -60,7 +60,11 @@ impl Publisher {
 impl fmt::Display for Publisher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Key(hex) => write!(f, "key {}", &hex[..hex.len().min(16)]),
+            // The key id `capsa inspect` and `capsa keygen` show.
+            Self::Key(hex) => match PublicKey::from_hex(hex) {
+                Some(k) => write!(f, "key {}", k.key_id()),
+                None => write!(f, "key {}", &hex[..hex.len().min(16)]),
+            },
             Self::Local => f.write_str("unsigned, installed by you"),
             Self::Unsigned(d) => write!(f, "unsigned bundle {}", d.short()),
         }
