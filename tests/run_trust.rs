@@ -61,7 +61,8 @@ fn key(name: &str) -> (PathBuf, String) {
 
 /// How `capsa` names a key's publisher: `key` and its first 16 hex digits.
 fn publisher_of(key_hex: &str) -> String {
-    format!("key {}", &key_hex[..16])
+    let key = bundle_format::PublicKey::from_hex(key_hex).expect("a public key");
+    format!("key {}", key.key_id())
 }
 
 /// Packs a bundle of `dash` (its command, so `-- -c SCRIPT` runs a script), `ls`, `cat` and
