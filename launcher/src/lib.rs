@@ -10,6 +10,7 @@
 //! mounts, pivot_root, pid-1 reaper, capabilities, no_new_privs, Landlock, close-on-exec,
 //! seccomp, exec. All unsafe code is in `sys`.
 
+mod app;
 mod child;
 mod error;
 mod fallback;
@@ -21,6 +22,7 @@ mod report;
 mod run;
 mod seccomp;
 mod spec;
+mod stdio;
 mod sys;
 
 pub use error::{Call, ChildError, LaunchError};

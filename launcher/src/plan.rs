@@ -20,6 +20,7 @@ use crate::error::LaunchError;
 use crate::host::{FileId, Host, HostFs};
 use crate::spec::SandboxSpec;
 
+mod grants;
 mod landlock;
 mod sockets;
 #[cfg(test)]
@@ -211,79 +212,6 @@ impl Plan {
 
 const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// Host trees a grant may never expose (at or below): kernel interfaces and the system
-/// directories the app has its own copies of.
-const RESERVED: &[(&str, &str)] = &[
-    (
-        "/proc",
-        "it is the host's process table (every process, their files and memory maps)",
-    ),
-    ("/sys", "it is the kernel's device and control interface"),
-    ("/dev", "devices are given with device=dri or device=all"),
-    (
-        "/usr",
-        "the app has its own system files and never sees the host's",
-    ),
-    (
-        "/bin",
-        "the app has its own system files and never sees the host's",
-    ),
-    (
-        "/sbin",
-        "the app has its own system files and never sees the host's",
-    ),
-    (
-        "/lib",
-        "the app has its own libraries and never sees the host's",
-    ),
-    (
-        "/lib32",
-        "the app has its own libraries and never sees the host's",
-    ),
-    (
-        "/lib64",
-        "the app has its own libraries and never sees the host's",
-    ),
-    (
-        "/libx32",
-        "the app has its own libraries and never sees the host's",
-    ),
-    (
-        "/etc",
-        "the app has its own /etc; give it a file or folder elsewhere",
-    ),
-];
-
-/// A grant's resolved path, refused when it is a kernel or daemon interface or Capsa's own.
-fn check_grant(
-    grant: &str,
-    path: &Path,
-    run_user: &Path,
-    hidden: &[PathBuf],
-) -> Result<(), LaunchError> {
-    let refuse = |why: &str| {
-        Err(LaunchError::Refused {
-            grant: grant.to_owned(),
-            why: format!("{} {why}", path.display()),
-        })
-    };
-    if path == Path::new("/") {
-        return refuse("is the whole host root");
-    }
-    if let Some((_, why)) = RESERVED.iter().find(|(r, _)| path.starts_with(r)) {
-        return refuse(&format!("is refused: {why}"));
-    }
-    if run_user.starts_with(path) || path.starts_with(run_user) {
-        return refuse(
-            "holds the session's sockets (the unfiltered session bus); use socket= permissions",
-        );
-    }
-    if hidden.iter().any(|h| path.starts_with(h)) {
-        return refuse("is Capsa's own data: no app may see it");
-    }
-    Ok(())
-}
-
 struct Builder<'a> {
     spec: &'a SandboxSpec,
     host: &'a Host,
@@ -495,7 +423,7 @@ pub fn plan(
             continue;
         };
         match fs.resolve(&path) {
-            Some(r) => check_grant(&g.to_string(), &r.path, &run_user, &hidden)?,
+            Some(r) => grants::check(&g.to_string(), &r.path, &run_user, &hidden)?,
             None => {
                 b.notes.push(Note::Missing {
                     grant: g.to_string(),

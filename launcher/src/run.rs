@@ -1,8 +1,8 @@
-//! The parent side of `capsa run`, named after `std::process`. [`App::open`] opens and checks
-//! a bundle file (or takes an installed app the store checked) and says who it is; the caller
-//! decides the grants (manifest, consent, overrides, the run's own); [`Command`] then prepares
-//! the layers and the app's state, plans the sandbox and compiles the seccomp filters, and
-//! clones the sandbox ([`crate::child`]); [`Child::wait`] forwards signals to it, returns its
+//! The parent side of `capsa run`, named after `std::process`. [`App::open`] (in `app`) opens
+//! and checks a bundle file (or takes an installed app the store checked) and says who it is;
+//! the caller decides the grants (manifest, consent, overrides, the run's own); [`Command`]
+//! then prepares the layers and the app's state, plans the sandbox and compiles the seccomp
+//! filters, and clones the sandbox ([`crate::child`]); [`Child::wait`] forwards signals to it, returns its
 //! [`ExitStatus`] and tidies the mount points the run created in the app's state.
 
 use std::fs::File;
@@ -10,15 +10,15 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use bundle_format::{Bundle, Digest, Manifest, PublicKey, Toc};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use userdata::cache::{CacheOutcome, LayerCache};
+use userdata::cache::LayerCache;
 use userdata::state::AppState;
-use userdata::{dirs, Grants, Identity, Publisher};
+use userdata::{dirs, Grants};
 
+pub use crate::app::{App, Source};
 use crate::child::{ChildArgs, Message};
 use crate::error::{Call, LaunchError};
 use crate::host::{Host, RealFs};
@@ -26,6 +26,8 @@ use crate::plan::{plan, Dirs, Fallback, Namespace, Plan, Root, RootMode};
 use crate::report::{Layers, Report};
 use crate::seccomp::{NetFilter, SeccompPolicy};
 use crate::spec::{RunOptions, SandboxSpec};
+use crate::stdio::sanitize_stdio;
+pub use crate::stdio::Replaced;
 use crate::sys;
 
 /// Signals the launcher and pid 1 forward to the app (and SIGCHLD, which they wait for).
@@ -52,155 +54,6 @@ impl ExitStatus {
     }
 }
 
-/// What to run: a bundle file, or an installed app (checked when it was installed).
-#[derive(Debug, Clone)]
-pub enum Source {
-    Bundle(PathBuf),
-    Installed {
-        manifest: Box<Manifest>,
-        digest: Digest,
-        tocs: Vec<Toc>,
-        layers: PathBuf,
-        publisher: Publisher,
-    },
-}
-
-enum Origin {
-    Bundle(Box<Bundle>),
-    Installed(PathBuf),
-}
-
-/// An app opened and checked, before anything is unpacked or granted.
-pub struct App {
-    manifest: Manifest,
-    digest: Digest,
-    identity: Identity,
-    tocs: Vec<Toc>,
-    origin: Origin,
-}
-
-impl App {
-    /// Opens `source`; a bundle file is read as hostile input, its signatures checked (and
-    /// required to include `trusted` when given).
-    pub fn open(source: Source, trusted: Option<&PublicKey>) -> Result<Self, LaunchError> {
-        let (manifest, digest, tocs, origin, publisher) = match source {
-            Source::Bundle(path) => {
-                if std::fs::symlink_metadata(&path).is_err() {
-                    return Err(LaunchError::NoSuchFile(path));
-                }
-                let bundle_err = |source| LaunchError::Bundle {
-                    path: path.clone(),
-                    source,
-                };
-                let bundle = Bundle::open(&path).map_err(bundle_err)?;
-                check_arch(bundle.manifest())?;
-                let state = bundle.check_signatures(trusted).map_err(bundle_err)?;
-                let digest = bundle.manifest_digest();
-                let publisher =
-                    Publisher::of_bundle(&bundle, &state).unwrap_or(Publisher::Unsigned(digest));
-                let tocs = bundle.tocs().map_err(bundle_err)?;
-                let m = bundle.manifest().clone();
-                (m, digest, tocs, Origin::Bundle(Box::new(bundle)), publisher)
-            }
-            Source::Installed {
-                manifest,
-                digest,
-                tocs,
-                layers,
-                publisher,
-            } => {
-                check_arch(&manifest)?;
-                (
-                    *manifest,
-                    digest,
-                    tocs,
-                    Origin::Installed(layers),
-                    publisher,
-                )
-            }
-        };
-        let identity = Identity {
-            id: manifest.id.clone(),
-            publisher,
-        };
-        Ok(Self {
-            manifest,
-            digest,
-            identity,
-            tocs,
-            origin,
-        })
-    }
-
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-    pub fn digest(&self) -> &Digest {
-        &self.digest
-    }
-    pub fn identity(&self) -> &Identity {
-        &self.identity
-    }
-    pub fn is_installed(&self) -> bool {
-        matches!(self.origin, Origin::Installed(_))
-    }
-
-    /// The layers' trees: unpacked (or repaired) in the user's cache for a bundle file,
-    /// checked in the store for an installed app.
-    fn trees(&self, cache_root: &Path) -> Result<(Vec<PathBuf>, Layers), LaunchError> {
-        match &self.origin {
-            Origin::Bundle(bundle) => {
-                let cache = LayerCache::new(cache_root.join("layers"))?;
-                dirs::check_overlay_path(cache.dir())?;
-                // Threads end before the sandbox is cloned.
-                let ensured = cache.ensure_all(bundle, &self.tocs)?;
-                let (trees, outcomes): (Vec<PathBuf>, Vec<CacheOutcome>) =
-                    ensured.into_iter().unzip();
-                let unpacked = outcomes.iter().filter(|o| **o != CacheOutcome::Hit).count();
-                let repaired = outcomes.contains(&CacheOutcome::Repaired);
-                Ok((trees, Layers::Cached { unpacked, repaired }))
-            }
-            Origin::Installed(layers) => {
-                let store = LayerCache::new(layers.clone())?;
-                dirs::check_overlay_path(store.dir())?;
-                let trees = self
-                    .manifest
-                    .layers
-                    .iter()
-                    .zip(&self.tocs)
-                    .map(|(l, t)| store.check(l, t))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((trees, Layers::Installed))
-            }
-        }
-    }
-
-    /// The top-level directories of the layers.
-    fn root_dirs(&self) -> Vec<PathBuf> {
-        let mut out: Vec<PathBuf> = self
-            .tocs
-            .iter()
-            .flat_map(|t| &t.entries)
-            .filter(|e| e.kind == bundle_format::EntryKind::Dir)
-            .map(|e| PathBuf::from("/").join(e.path.as_str()))
-            .filter(|p| p.components().count() == 2)
-            .collect();
-        out.sort();
-        out.dedup();
-        out
-    }
-}
-
-fn check_arch(m: &Manifest) -> Result<(), LaunchError> {
-    if m.arch != std::env::consts::ARCH {
-        return Err(LaunchError::Arch {
-            bundle: m.arch.clone(),
-            host: std::env::consts::ARCH.into(),
-        });
-    }
-    Ok(())
-}
-
 fn sys_err(call: &'static str) -> impl FnOnce(nix::Error) -> LaunchError {
     move |source| LaunchError::Sys { call, source }
 }
@@ -211,54 +64,6 @@ pub struct Command {
     grants: Grants,
     options: RunOptions,
     report: bool,
-}
-
-/// A standard stream that was not a terminal, pipe, socket, regular file or character
-/// device, and was replaced by `/dev/null` (a host directory on fd 0 would be a way out).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Replaced {
-    pub fd: i32,
-    /// What it was: "directory", "block device", ...
-    pub was: &'static str,
-}
-
-/// Replaces standard streams that are anything but a terminal, pipe, socket, regular file
-/// or character device with `/dev/null`.
-fn sanitize_stdio() -> Result<Vec<Replaced>, LaunchError> {
-    use nix::sys::stat::{fstat, SFlag};
-    use std::os::fd::AsFd;
-    let mut out = Vec::new();
-    for fd in 0..3 {
-        let st = match fd {
-            0 => fstat(std::io::stdin().as_fd()),
-            1 => fstat(std::io::stdout().as_fd()),
-            _ => fstat(std::io::stderr().as_fd()),
-        };
-        let Ok(st) = st else {
-            continue; // closed
-        };
-        let was = match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
-            SFlag::S_IFDIR => "a directory",
-            SFlag::S_IFBLK => "a block device",
-            _ => continue,
-        };
-        let null = std::fs::OpenOptions::new()
-            .read(fd == 0)
-            .write(fd != 0)
-            .open("/dev/null")
-            .map_err(|source| LaunchError::Prepare {
-                path: "/dev/null".into(),
-                source,
-            })?;
-        match fd {
-            0 => nix::unistd::dup2_stdin(&null),
-            1 => nix::unistd::dup2_stdout(&null),
-            _ => nix::unistd::dup2_stderr(&null),
-        }
-        .map_err(sys_err("dup2"))?;
-        out.push(Replaced { fd, was });
-    }
-    Ok(out)
 }
 
 /// A running sandbox.
