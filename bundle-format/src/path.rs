@@ -144,7 +144,10 @@ impl BundlePath {
 /// NUL, C0/C1 controls, DEL, and the Unicode bidi overrides/isolates that can disguise a name.
 pub fn is_forbidden_char(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 impl TryFrom<String> for BundlePath {
@@ -198,6 +201,7 @@ mod tests {
             ("a\nb", PathError::BadCharacter),
             ("a\u{1b}[31m", PathError::BadCharacter),
             ("txt.\u{202E}exe", PathError::BadCharacter),
+            ("a\u{061C}b", PathError::BadCharacter),
         ];
         for (s, e) in cases {
             assert_eq!(BundlePath::new(s), Err(e), "{s:?}");
