@@ -405,3 +405,16 @@ fn diff_shows_the_apps_changes_and_reset_drops_them() {
         .fails(&["reset", "org.example.Missing"])
         .contains("not installed"));
 }
+
+#[test]
+fn an_empty_store_says_so() {
+    let env = StoreEnv::new();
+    let o = env.run(&["list"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.stdout.is_empty(), "nothing on stdout for scripts");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no apps installed"),
+        "{}",
+        text(&o)
+    );
+}

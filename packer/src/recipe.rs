@@ -192,7 +192,14 @@ impl Recipe {
         match &p.network {
             None | Some(NetworkSetting::All(false)) => {}
             Some(NetworkSetting::All(true)) => texts.push("network".to_owned()),
-            Some(NetworkSetting::Ports(s)) => texts.push(format!("network={s}")),
+            Some(NetworkSetting::Ports(s)) if s.starts_with("tcp:") => {
+                texts.push(format!("network={s}"))
+            }
+            Some(NetworkSetting::Ports(s)) => {
+                return Err(self.bad(format!(
+                    "permissions: network = {s:?}: want true, false, or a port list such as \"tcp:443,tcp:80\""
+                )))
+            }
         }
         texts.extend(p.filesystem.iter().map(|f| format!("filesystem={f}")));
         texts.extend(p.sockets.iter().map(|s| format!("socket={s}")));
@@ -253,6 +260,23 @@ sockets = ["x11"]
             .map(|g| g.to_string())
             .collect();
         assert_eq!(texts, ["network=tcp:80,tcp:443", "socket=x11"]);
+    }
+
+    #[test]
+    fn a_network_value_that_is_neither_a_boolean_nor_ports_says_what_is_wanted() {
+        let r = load(&OK.replace("\"tcp:443,tcp:80\"", "\"yes\""));
+        let e = r
+            .and_then(|r| r.permissions().map(|_| ()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("network = \"yes\"") && e.contains("want true, false"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("network=yes"),
+            "shows a form the user did not write: {e}"
+        );
     }
 
     #[test]

@@ -153,6 +153,8 @@ pub fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
     let apps = store::list(&Layout::user(), &exe())?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&apps)?);
+    } else if apps.is_empty() {
+        eprintln!("no apps installed (capsa install BUNDLE installs one)");
     } else {
         for app in apps {
             outln!(
