@@ -12,7 +12,6 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,31 +63,10 @@ impl Session {
     fn start() -> Self {
         let env = XdgHome::new("capsa-gui-");
         let log = env.path().join("xvfb.log");
-        // -displayfd: Xvfb takes the first free display number and prints it once it is ready.
-        let mut xvfb = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1024x768x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start Xvfb");
-        let mut line = String::new();
-        let _ = BufReader::new(xvfb.stdout.take().unwrap()).read_line(&mut line);
-        let n: u32 = line.trim().parse().unwrap_or_else(|_| {
-            let _ = xvfb.kill();
-            panic!("Xvfb did not start: {}", fs::read_to_string(&log).unwrap())
-        });
+        let (xvfb, display) = start_xvfb(&log);
         Self {
             env,
-            display: format!(":{n}"),
+            display,
             xvfb,
             kill: Vec::new(),
         }

@@ -252,21 +252,6 @@ fn a_tampered_cache_entry_is_caught_and_replaced() {
     );
 }
 
-fn pids_with(marker: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if std::fs::read(e.path().join("cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
-        {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 #[test]
 fn a_killed_launcher_leaves_no_process_behind() {
     if !userns() {

@@ -22,7 +22,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
@@ -817,33 +817,8 @@ struct Xvfb {
 
 impl Xvfb {
     fn start(log: &Path) -> Self {
-        // -displayfd: Xvfb takes the first free display number and prints it once ready.
-        let mut child = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1024x768x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(log).unwrap())
-            .spawn()
-            .expect("start Xvfb");
-        let mut line = String::new();
-        let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
-        let Ok(n) = line.trim().parse::<u32>() else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("Xvfb did not start: {}", fs::read_to_string(log).unwrap());
-        };
-        Self {
-            display: format!(":{n}"),
-            child,
-        }
+        let (child, display) = start_xvfb(log);
+        Self { display, child }
     }
     fn cmd(&self, prog: &str, args: &[&str]) -> Command {
         let mut c = Command::new(prog);

@@ -977,3 +977,53 @@ pub fn state_of(capsa_data: &Path, id: &str) -> PathBuf {
         .next()
         .unwrap_or_else(|| capsa_data.join("state").join(format!("{id}@none")))
 }
+
+/// Processes whose command line contains `marker`.
+pub fn pids_with(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Starts a private X server (Xvfb) logging to `log`; returns it and its display (`:N`),
+/// once it is ready.
+pub fn start_xvfb(log: &Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    // -displayfd: Xvfb takes the first free display number and prints it once it is ready.
+    let mut child = Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1024x768x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("start Xvfb");
+    let mut line = String::new();
+    let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    let Ok(n) = line.trim().parse::<u32>() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "Xvfb did not start: {}",
+            std::fs::read_to_string(log).unwrap()
+        );
+    };
+    (child, format!(":{n}"))
+}
