@@ -39,6 +39,9 @@ pub struct ChildArgs<'a> {
     pub messages: Option<OwnedFd>,
     /// The app waits for one byte here before it execs.
     pub go: Option<OwnedFd>,
+    /// pid 1 writes the app's exit status here (four bytes, little-endian) as soon as it has
+    /// reaped it, before its own exit tears the namespaces down.
+    pub status: Option<OwnedFd>,
     pub signals: SigSet,
 }
 
@@ -247,8 +250,14 @@ fn exec_app(a: &mut ChildArgs) -> Result<Infallible, ChildError> {
     ))
 }
 
-/// pid 1: forwards signals to the app and reaps every child; exits with the app's status
-/// (128+N when it was killed by signal N), which ends the namespace and all left in it.
+/// pid 1: forwards signals to the app and reaps every child; reports the app's status
+/// (128+N when it was killed by signal N) to the launcher and exits with it, which ends the
+/// namespaces and all left in them.
+///
+/// The report comes first because the exit can take long: unmounting the overlay syncs the
+/// whole filesystem of the persistent upper (overlayfs' `sync_fs`), data of other programs
+/// included. The launcher returns the app's status at once and this teardown goes on
+/// without it; the app's own `fsync`s were durable when they returned.
 fn reap(a: &mut ChildArgs, app: Pid) -> Result<isize, ChildError> {
     let _ = drop_caps();
     let _ = nix::sys::prctl::set_no_new_privs();
@@ -269,12 +278,16 @@ fn reap(a: &mut ChildArgs, app: Pid) -> Result<isize, ChildError> {
             continue;
         }
         loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, c)) if pid == app => return Ok(c as isize),
-                Ok(WaitStatus::Signaled(pid, s, _)) if pid == app => return Ok(128 + s as isize),
+            let code = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, c)) if pid == app => c,
+                Ok(WaitStatus::Signaled(pid, s, _)) if pid == app => 128 + s as i32,
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => {}
+                Ok(_) => continue,
+            };
+            if let Some(fd) = a.status.take() {
+                let _ = File::from(fd).write_all(&code.to_le_bytes());
             }
+            return Ok(code as isize);
         }
     }
 }

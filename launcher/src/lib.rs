@@ -24,6 +24,7 @@ mod seccomp;
 mod spec;
 mod stdio;
 mod sys;
+mod wait;
 
 pub use error::{Call, ChildError, LaunchError};
 pub use landlock::{Enforced, Kernel, Missing, Outcome};

@@ -11,9 +11,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
-use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use userdata::cache::LayerCache;
 use userdata::state::AppState;
 use userdata::{dirs, Grants};
@@ -29,6 +27,7 @@ use crate::spec::{RunOptions, SandboxSpec};
 use crate::stdio::sanitize_stdio;
 pub use crate::stdio::Replaced;
 use crate::sys;
+pub use crate::wait::{Child, ExitStatus};
 
 /// Signals the launcher and pid 1 forward to the app (and SIGCHLD, which they wait for).
 const FORWARDED: &[Signal] = &[
@@ -41,19 +40,6 @@ const FORWARDED: &[Signal] = &[
     Signal::SIGWINCH,
 ];
 
-/// How the app ended: its exit code, or 128+N when killed by signal N.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExitStatus(i32);
-
-impl ExitStatus {
-    pub fn code(&self) -> i32 {
-        self.0
-    }
-    pub fn success(&self) -> bool {
-        self.0 == 0
-    }
-}
-
 fn sys_err(call: &'static str) -> impl FnOnce(nix::Error) -> LaunchError {
     move |source| LaunchError::Sys { call, source }
 }
@@ -64,18 +50,6 @@ pub struct Command {
     grants: Grants,
     options: RunOptions,
     report: bool,
-}
-
-/// A running sandbox.
-#[derive(Debug)]
-pub struct Child {
-    pid: Pid,
-    signals: SigSet,
-    old_mask: SigSet,
-    state: Option<AppState>,
-    /// Mount points the run created in the app's persistent state, to remove at the end.
-    created: Vec<PathBuf>,
-    replaced: Vec<Replaced>,
 }
 
 impl Command {
@@ -248,9 +222,13 @@ impl Command {
         let (go_r, go_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys_err("pipe2"))?;
         let (go_r, go_w): (Option<OwnedFd>, Option<OwnedFd>) = (Some(go_r), Some(go_w));
-        if sys::thread_count() != 1 {
+        let (status_r, status_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys_err("pipe2"))?;
+        if !sys::wait_single_threaded(std::time::Duration::from_secs(5)) {
             return Err(LaunchError::Usage(
-                "internal error: the launcher must be single-threaded to clone the sandbox".into(),
+                "internal error: a thread of the launcher still runs after 5 s, and the sandbox \
+                 is cloned only from a single-threaded launcher: please report this"
+                    .into(),
             ));
         }
         let flags = clone_flags(&plan);
@@ -260,6 +238,7 @@ impl Command {
             scratch,
             messages: Some(msg_w),
             go: go_r,
+            status: Some(status_w),
             signals,
         };
         let pid = sys::clone_child(flags, &mut || crate::child::main(&mut args))
@@ -267,7 +246,9 @@ impl Command {
         drop(args);
         let mut child = Child {
             pid,
+            started: userdata::state::process_start(pid.as_raw()),
             signals,
+            status: Some(status_r),
             old_mask,
             state: None,
             created: Vec::new(),
@@ -396,45 +377,4 @@ fn created_in_state(
             Err(_) => None,
         })
         .collect()
-}
-
-impl Child {
-    pub fn id(&self) -> u32 {
-        self.pid.as_raw() as u32
-    }
-
-    /// Standard streams replaced by `/dev/null` before the app started.
-    pub fn replaced_stdio(&self) -> &[Replaced] {
-        &self.replaced
-    }
-
-    /// Waits for the sandbox, forwarding signals sent to the launcher (not those the terminal
-    /// already delivered to the whole foreground group); then, when no other instance runs,
-    /// removes the mount points this run created in the app's state, so no trace of opened
-    /// files or grants is left there.
-    pub fn wait(mut self) -> Result<ExitStatus, LaunchError> {
-        let status = self.wait_raw();
-        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old_mask), None);
-        if let Some(st) = self.state.take() {
-            let dir = st.dir.clone();
-            if let Some(_alone) = st.last_out() {
-                userdata::tidy::remove_created(&dir, &self.created);
-            }
-        }
-        status
-    }
-
-    fn wait_raw(&mut self) -> Result<ExitStatus, LaunchError> {
-        loop {
-            match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)).map_err(sys_err("waitpid"))? {
-                WaitStatus::Exited(_, code) => return Ok(ExitStatus(code)),
-                WaitStatus::Signaled(_, s, _) => return Ok(ExitStatus(128 + s as i32)),
-                _ => {}
-            }
-            let (sig, code) = sys::wait_signal(&self.signals).map_err(sys_err("sigwaitinfo"))?;
-            if sig != Signal::SIGCHLD && code != sys::SI_KERNEL {
-                let _ = kill(self.pid, sig);
-            }
-        }
-    }
 }

@@ -90,16 +90,37 @@ pub fn loopback_up() -> nix::Result<()> {
 }
 
 /// Number of threads of this process (clone must not happen with more than one).
-pub fn thread_count() -> usize {
+fn thread_count() -> usize {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines().find_map(|l| {
                 l.strip_prefix("Threads:")
-                    .map(|v| v.trim().parse().unwrap_or(1))
+                    .map(|v| v.trim().parse().unwrap_or(usize::MAX))
             })
         })
-        .unwrap_or(1)
+        .unwrap_or(usize::MAX)
+}
+
+/// Waits until this process has one thread; false if it still has more after `limit`.
+///
+/// A thread that `join` returned for has run its last user-space instruction (the kernel
+/// clears its tid futex in `exit_mm`), but it is counted in `Threads:` until the kernel
+/// releases it a little later in `do_exit` (later still under `strace -f`, whose tracer
+/// reaps it). Such a thread holds no lock of ours, so waiting for the count to reach one is
+/// exact: it ends as soon as the kernel is done, and only a thread that is really still
+/// running makes it fail.
+pub fn wait_single_threaded(limit: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if thread_count() == 1 {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
 }
 
 /// Ends the process at once, without running exit handlers or flushing stdio buffers that

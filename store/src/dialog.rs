@@ -24,8 +24,7 @@
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use bundle_format::path::is_forbidden_char;
@@ -43,10 +42,8 @@ const MAX_ITEM_CHARS: usize = 300;
 const MAX_LABEL_CHARS: usize = 40;
 /// Room kept in the body for the "and N more" line.
 const MORE_RESERVE: usize = 40;
-/// Output of the dialog kept for the answer; the rest is read and dropped.
-const KEPT_OUTPUT: usize = 64 * 1024;
-/// How long the output is awaited after the dialog has exited.
-const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+/// Output of the dialog read for the answer; the rest is ignored.
+const KEPT_OUTPUT: u64 = 64 * 1024;
 const POLL: Duration = Duration::from_millis(20);
 const BULLET: &str = "\u{2022} ";
 
@@ -242,54 +239,51 @@ fn run(
     env: &[(OsString, OsString)],
     timeout: Duration,
 ) -> Option<Answer> {
-    let piped = tool == Tool::Kdialog;
-    let pipe = || if piped { Stdio::piped() } else { Stdio::null() };
+    // The output goes to unlinked temporary files, read once the dialog has exited: no
+    // reader thread (the launcher clones the sandbox from a single-threaded process, and a
+    // thread blocked on a pipe that a helper of the dialog keeps open would never end).
+    let captured = || {
+        if tool == Tool::Kdialog {
+            tempfile::tempfile().ok()
+        } else {
+            None
+        }
+    };
+    let (out_file, err_file) = (captured(), captured());
+    let to = |f: &Option<std::fs::File>| match f.as_ref().and_then(|f| f.try_clone().ok()) {
+        Some(f) => Stdio::from(f),
+        None => Stdio::null(),
+    };
     let mut child = Command::new(exe)
         .args(tool.args(shown))
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir("/")
         .stdin(Stdio::null())
-        .stdout(pipe())
-        .stderr(pipe())
+        .stdout(to(&out_file))
+        .stderr(to(&err_file))
         .spawn()
         .ok()?;
-    let stdout = child.stdout.take().map(drain::<ChildStdout>);
-    let stderr = child.stderr.take().map(drain::<ChildStderr>);
     let Some(status) = wait_within(&mut child, timeout) else {
         return Some(Answer::Unavailable);
     };
-    let collect = |rx: Option<mpsc::Receiver<Vec<u8>>>| {
-        rx.and_then(|rx| rx.recv_timeout(OUTPUT_GRACE).ok())
-            .unwrap_or_default()
-    };
     let out = Output {
-        stdout: collect(stdout),
-        stderr: collect(stderr),
+        stdout: read_kept(out_file),
+        stderr: read_kept(err_file),
     };
     Some(tool.answer(status, &out))
 }
 
-/// Reads `r` to its end on a thread, keeping the first [`KEPT_OUTPUT`] bytes, and sends them.
-fn drain<R: Read + Send + 'static>(mut r: R) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    let room = KEPT_OUTPUT.saturating_sub(kept.len());
-                    kept.extend_from_slice(&buf[..n.min(room)]);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
+/// The first [`KEPT_OUTPUT`] bytes written to `f`.
+fn read_kept(f: Option<std::fs::File>) -> Vec<u8> {
+    use std::io::Seek;
+    let mut kept = Vec::new();
+    if let Some(mut f) = f {
+        if f.rewind().is_ok() {
+            let _ = f.take(KEPT_OUTPUT).read_to_end(&mut kept);
         }
-        let _ = tx.send(kept);
-    });
-    rx
+    }
+    kept
 }
 
 /// Waits for `child` until `timeout`; then (or if waiting fails) kills and reaps it: `None`.

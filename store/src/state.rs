@@ -77,6 +77,8 @@ pub fn lock(layout: &Layout, who: &Identity) -> Result<StateGuard, StoreError> {
     let id = who.id.as_str();
     crate::layout::check_id(id)?;
     let dir = layout.state(who);
+    // A sandbox whose app has ended may still be flushing and unmounting: not running.
+    userdata::state::wait_teardown(&dir, userdata::state::TEARDOWN_LIMIT);
     let instances_path = dir.join("instances.lock");
     let instances = open_lock(&instances_path, true)?;
     if let Some(f) = &instances {

@@ -9,6 +9,12 @@
 //! - `lock`: one run at a time owns `upper/` (overlayfs refuses an upper directory in use)
 //!   and holds this exclusively. A concurrent run gets a tmpfs upper with the persistent upper
 //!   stacked read-only below; the private home is shared.
+//!
+//! And one record: `teardown` names the sandbox (pid and start time) whose app has ended but
+//! whose namespaces may still be going away (unmounting the overlay syncs the upper's
+//! filesystem, and the launcher does not wait for that). Every run and store command of the
+//! app waits for that process to be gone ([`wait_teardown`]) before it takes a lock, so it
+//! never finds the upper still mounted, or a lock still held, by a sandbox that has ended.
 
 use std::fs::{self, File};
 use std::os::unix::fs::OpenOptionsExt;
@@ -72,6 +78,7 @@ impl AppState {
     }
 
     pub fn open_at(dir: PathBuf) -> Result<Self, DataError> {
+        wait_teardown(&dir, TEARDOWN_LIMIT);
         let (upper, work, home) = (dir.join("upper"), dir.join("work"), dir.join("home"));
         for d in [&upper, &work, &home] {
             private_dir(d)?;
@@ -111,6 +118,17 @@ impl AppState {
         })
     }
 
+    /// Records that the sandbox `pid` (started at `started`, see [`process_start`]) has ended
+    /// its app and is tearing down (best effort: without the record, the next run may find
+    /// the upper briefly busy and run on a temporary one).
+    pub fn record_teardown(&self, pid: i32, started: u64) {
+        let path = self.dir.join(TEARDOWN);
+        let tmp = self.dir.join(".teardown.tmp");
+        if fs::write(&tmp, format!("{pid} {started}\n")).is_ok() {
+            let _ = fs::rename(&tmp, &path);
+        }
+    }
+
     /// Once the app has ended: the instance lock, now exclusive, when no other instance
     /// runs (so this run may tidy the state), else `None`. (Converting a flock is not atomic,
     /// so this is only for a run whose app is gone.)
@@ -144,4 +162,117 @@ pub fn record_mountpoints<'a>(
         fs::write(&file, serde_json::to_vec(&all).expect("serializes")).map_err(prep(&file))?;
     }
     Ok(())
+}
+
+const TEARDOWN: &str = "teardown";
+
+/// How long a run or store command waits for an earlier sandbox's teardown (its flush of the
+/// upper's filesystem) before it goes on regardless.
+pub const TEARDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// When process `pid` started, in clock ticks after boot (`/proc/PID/stat` field 22): with
+/// the pid, it names one process, whatever pids are reused later.
+pub fn process_start(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold anything: count from after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// Waits (at most `limit`) until the sandbox recorded in `dir/teardown`, if it still exists,
+/// has exited. A missing, malformed or stale record (its process is gone, or the pid now
+/// names another process) means there is nothing to wait for.
+pub fn wait_teardown(dir: &Path, limit: std::time::Duration) {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::process::{pidfd_open, Pid, PidfdFlags};
+    let Some((pid, started)) = read_teardown(&dir.join(TEARDOWN)) else {
+        return;
+    };
+    // (from_raw asserts a non-negative pid; 0 is not a process either.)
+    let Some(raw) = Some(pid).filter(|p| *p > 0).and_then(Pid::from_raw) else {
+        return;
+    };
+    // Open the pidfd first, then check it is still the same process: the check and the wait
+    // are then about one process.
+    let Ok(fd) = pidfd_open(raw, PidfdFlags::empty()) else {
+        return;
+    };
+    if process_start(pid) != Some(started) {
+        return;
+    }
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let t = Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        };
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&t)) {
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => return,
+        }
+    }
+}
+
+fn read_teardown(path: &Path) -> Option<(i32, u64)> {
+    use std::io::Read;
+    let mut text = String::new();
+    File::open(path)
+        .ok()?
+        .take(64)
+        .read_to_string(&mut text)
+        .ok()?;
+    let mut it = text.split_ascii_whitespace();
+    let pid = it.next()?.parse().ok()?;
+    let started = it.next()?.parse().ok()?;
+    Some((pid, started))
+}
+
+#[cfg(test)]
+mod teardown_tests {
+    use super::*;
+
+    #[test]
+    fn the_start_time_names_this_process() {
+        let me = std::process::id() as i32;
+        let t = process_start(me).expect("own start time");
+        assert_eq!(process_start(me), Some(t));
+        assert_eq!(process_start(i32::MAX), None);
+    }
+
+    #[test]
+    fn a_recorded_teardown_is_waited_for_and_a_stale_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("0.3")
+            .spawn()
+            .unwrap();
+        let pid = sleeper.id() as i32;
+        let started = process_start(pid).unwrap();
+        fs::write(
+            dir.path().join(TEARDOWN),
+            format!("{pid} {}\n", started + 1),
+        )
+        .unwrap();
+        let t0 = std::time::Instant::now();
+        wait_teardown(dir.path(), std::time::Duration::from_secs(5));
+        assert!(t0.elapsed().as_millis() < 200, "waited for another process");
+        fs::write(dir.path().join(TEARDOWN), format!("{pid} {started}\n")).unwrap();
+        // The sleeper is our child: reap it as soon as it exits, as init would.
+        let reaper = std::thread::spawn(move || sleeper.wait());
+        wait_teardown(dir.path(), std::time::Duration::from_secs(5));
+        assert!(
+            t0.elapsed().as_millis() >= 250,
+            "did not wait for the sandbox"
+        );
+        reaper.join().unwrap().unwrap();
+        for junk in ["", "x y", "-1 5", "1", &"9".repeat(5000)] {
+            fs::write(dir.path().join(TEARDOWN), junk).unwrap();
+            wait_teardown(dir.path(), std::time::Duration::from_secs(5));
+        }
+    }
 }
