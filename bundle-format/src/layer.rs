@@ -22,6 +22,12 @@ pub const WINDOW_LOG: u32 = 27;
 /// Largest decompressed TOC or report blob.
 pub const MAX_META_LEN: u64 = 256 << 20;
 
+/// The window log for a stream of about `bytes`: `ceil(log2(bytes))`, within 20..=27.
+pub fn window_log_for(bytes: u64) -> u32 {
+    let need = 64 - bytes.saturating_sub(1).leading_zeros();
+    need.clamp(20, WINDOW_LOG)
+}
+
 /// Compression settings.
 #[derive(Debug, Clone, Copy)]
 pub struct Compression {
@@ -63,11 +69,24 @@ fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header
 impl LayerWriter {
     /// Starts a layer that will be written to `out`.
     pub fn new(out: File, c: Compression, mtime: u64) -> io::Result<Self> {
+        Self::with_window(out, c, mtime, WINDOW_LOG)
+    }
+
+    /// Starts a layer whose tar stream will be about `expected` bytes: the zstd window is the
+    /// smallest power of two that holds it (between 2^20 and 2^27 bytes). A window larger than
+    /// the data finds no more matches but costs its whole size in memory (zstd does not know
+    /// the size of a stream up front), so this compresses exactly as well with far less memory.
+    /// The window depends only on `expected`, so the output stays reproducible.
+    pub fn for_size(out: File, c: Compression, mtime: u64, expected: u64) -> io::Result<Self> {
+        Self::with_window(out, c, mtime, window_log_for(expected))
+    }
+
+    fn with_window(out: File, c: Compression, mtime: u64, window_log: u32) -> io::Result<Self> {
         let mut z =
             zstd::stream::write::Encoder::new(HashingWriter::new(BufWriter::new(out)), c.level)?;
         z.multithread(c.threads.max(1))?;
         z.long_distance_matching(true)?;
-        z.window_log(WINDOW_LOG)?;
+        z.window_log(window_log)?;
         z.include_checksum(true)?;
         z.include_contentsize(false)?;
         Ok(Self {
@@ -374,4 +393,19 @@ pub fn read_layer(
 /// Writes to nothing; used where only validation is wanted.
 pub fn discard(_: &TocEntry, r: &mut dyn Read) -> io::Result<()> {
     io::copy(r, &mut io::sink()).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window_log_for;
+
+    #[test]
+    fn the_window_holds_the_stream_within_the_limits() {
+        assert_eq!(window_log_for(0), 20);
+        assert_eq!(window_log_for(1 << 20), 20);
+        assert_eq!(window_log_for((1 << 20) + 1), 21);
+        assert_eq!(window_log_for(34_056_192), 26);
+        assert_eq!(window_log_for(1 << 27), 27);
+        assert_eq!(window_log_for(u64::MAX), 27);
+    }
 }

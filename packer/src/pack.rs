@@ -206,23 +206,33 @@ pub fn pack(
     let plans = plan(&set.items)?;
     progress.start(plans.iter().map(|p| p.content_size()).sum());
 
-    // Layers are independent: write them at once (zstd runs one job per layer with a 128 MiB
-    // window, so this is what keeps every core busy). The output does not depend on it.
+    // Layers are independent: write them at once (a layer below zstd's job size, 4 windows,
+    // is one job, so this is what keeps every core busy). From level 17 up, zstd's match
+    // tables take over 100 MiB a layer: write those one after another, to keep memory flat.
+    // The output does not depend on it.
     let done = AtomicU64::new(0);
-    let results: Vec<Result<WrittenLayer, PackError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = plans
-            .iter()
-            .map(|lp| scope.spawn(|| write_layer(lp, tmp.path(), opts, created, &done)))
-            .collect();
-        while !handles.iter().all(|h| h.is_finished()) {
-            progress.advance(done.swap(0, Ordering::Relaxed));
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("layer writer panicked"))
-            .collect()
-    });
+    let at_once = if opts.compression.level >= 17 {
+        1
+    } else {
+        plans.len().max(1)
+    };
+    let mut results: Vec<Result<WrittenLayer, PackError>> = Vec::new();
+    for batch in plans.chunks(at_once) {
+        results.extend(std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|lp| scope.spawn(|| write_layer(lp, tmp.path(), opts, created, &done)))
+                .collect();
+            while !handles.iter().all(|h| h.is_finished()) {
+                progress.advance(done.swap(0, Ordering::Relaxed));
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("layer writer panicked"))
+                .collect::<Vec<_>>()
+        }));
+    }
     progress.advance(done.swap(0, Ordering::Relaxed));
     let mut layers = Vec::new();
     let mut blobs: Vec<(Digest, BlobData)> = Vec::new();
@@ -381,7 +391,9 @@ fn write_layer(
     };
     let blob_path = dir.join(format!("{name}.tar.zst"));
     let file = File::create(&blob_path).map_err(werr)?;
-    let mut w = LayerWriter::new(file, opts.compression, created).map_err(werr)?;
+    // Headers and padding: at most a few 512-byte blocks an entry (long names, links).
+    let expected = lp.content_size() + lp.entries.len() as u64 * 2048 + 1024;
+    let mut w = LayerWriter::for_size(file, opts.compression, created, expected).map_err(werr)?;
     for (path, entry) in &lp.entries {
         match entry {
             Planned::Dir => w.add_dir(path).map_err(werr)?,
