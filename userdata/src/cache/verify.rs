@@ -274,6 +274,8 @@ mod tests {
             let (d, toc) = unpacked();
             let tree = d.path().join("tree");
             let max = max_ctime(&tree, &toc).unwrap();
+            // Past the timestamp granularity (a kernel tick), so the damage's ctime is newer.
+            std::thread::sleep(std::time::Duration::from_millis(20));
             damage(&tree);
             assert_eq!(by_content(&tree, &toc), None, "{what} not caught");
             // Every damage also moves a ctime past the newest after unpacking.
