@@ -219,37 +219,65 @@ fn cached_file(env: &Env, rel: &str) -> PathBuf {
     panic!("{rel} not in the cache");
 }
 
+/// The cache entry (`layers/<digest>`) holding the cached file `p`.
+fn entry_of(p: &std::path::Path) -> PathBuf {
+    let tree = p.ancestors().find(|a| a.ends_with("tree")).unwrap();
+    tree.parent().unwrap().to_path_buf()
+}
+
 #[test]
 fn a_tampered_cache_entry_is_caught_and_replaced() {
     if !userns() {
         return;
     }
-    let env = Env::new();
-    assert!(env.python("pass", &[]).status.success());
-    let victim = cached_file(&env, "usr/lib/python3.11/json/__init__.py");
-    let original = std::fs::read(&victim).unwrap();
-    // Same size, same mtime: only the content and the inode's ctime change.
-    let mut evil = original.clone();
-    evil[..12].copy_from_slice(b"raise 'evil'");
-    let mtime = std::fs::metadata(&victim).unwrap().modified().unwrap();
-    std::fs::write(&victim, &evil).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&victim)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
-    let o = env.python("import json; print(json.dumps([1]))", &["--report"]);
-    assert_eq!(stdout(&o), "[1]", "tampered file used: {}", text(&o));
-    assert!(
-        text(&o).contains("damaged cache entry was replaced"),
-        "{}",
-        text(&o)
-    );
-    assert_eq!(
-        std::fs::read(cached_file(&env, "usr/lib/python3.11/json/__init__.py")).unwrap(),
-        original
-    );
+    // A file edited in place, and the seal broken as damage breaks it: the stamp lost, or an
+    // entry added at the tree's top (a cleaner). An edit that keeps the seal is not looked for
+    // at every start (see the layer cache in bundle-format/SPEC.md).
+    type Break = fn(&std::path::Path);
+    let breaks: [(&str, Break); 2] = [
+        ("stamp removed", |entry| {
+            std::fs::remove_file(entry.join("sealed")).unwrap()
+        }),
+        ("entry added at the top", |entry| {
+            std::fs::write(entry.join("tree/stray"), b"").unwrap()
+        }),
+    ];
+    for (what, break_seal) in breaks {
+        let env = Env::new();
+        assert!(env.python("pass", &[]).status.success());
+        let victim = cached_file(&env, "usr/lib/python3.11/json/__init__.py");
+        let original = std::fs::read(&victim).unwrap();
+        // Same size, same mtime: only the content and the inode's ctime change.
+        let mut evil = original.clone();
+        evil[..12].copy_from_slice(b"raise 'evil'");
+        let mtime = std::fs::metadata(&victim).unwrap().modified().unwrap();
+        std::fs::write(&victim, &evil).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&victim)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        break_seal(&entry_of(&victim));
+        let o = env.python("import json; print(json.dumps([1]))", &["--report"]);
+        assert_eq!(
+            stdout(&o),
+            "[1]",
+            "{what}: tampered file used: {}",
+            text(&o)
+        );
+        assert!(
+            text(&o).contains("damaged cache entry was replaced"),
+            "{what}: {}",
+            text(&o)
+        );
+        let victim = cached_file(&env, "usr/lib/python3.11/json/__init__.py");
+        assert_eq!(std::fs::read(&victim).unwrap(), original, "{what}");
+        assert!(
+            entry_of(&victim).join("sealed").is_file(),
+            "{what}: resealed"
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The read-only root for where overlayfs cannot be mounted: the layers merged into one tree
 //! of hardlinks beside the layer cache (`merged/<manifest digest>/tree`), built once per
 //! bundle (staged, then renamed), with the mount points a run's steps need created in it.
+//! The layers' TOCs are asked for only when the merged tree is built.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,18 +19,20 @@ fn prep(path: &Path) -> impl FnOnce(std::io::Error) -> LaunchError + '_ {
     }
 }
 
-/// The merged tree of `trees` (the layers' unpacked trees, with their TOCs).
-pub fn merged(
+/// The merged tree of `trees` (the layers' unpacked trees; `tocs` gives their TOCs, and is
+/// called only when the merged tree is not there yet).
+pub fn merged<'t>(
     cache: &LayerCache,
     manifest: &Digest,
     trees: &[PathBuf],
-    tocs: &[Toc],
+    tocs: impl FnOnce() -> Result<&'t [Toc], LaunchError>,
     steps: &[Step],
 ) -> Result<PathBuf, LaunchError> {
     let root = cache.dir().with_file_name("merged");
     fs::create_dir_all(&root).map_err(prep(&root))?;
     let entry = root.join(manifest.hex());
     if !entry.join("complete").exists() {
+        let tocs = tocs()?;
         if entry.exists() {
             cache.discard(&entry)?;
         }

@@ -181,7 +181,7 @@ impl Command {
             &cache,
             &self.app.digest,
             trees,
-            &self.app.tocs,
+            || self.app.tocs(),
             &probe.steps,
         )?;
         Ok(RootMode::ReadOnly { tree, why })

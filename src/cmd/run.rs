@@ -34,10 +34,15 @@ fn source(name: &str) -> anyhow::Result<Source> {
     let layout = store::Layout::user();
     let r = store::Release::current(&layout, name)?;
     let publisher = r.publisher.clone();
+    // The TOCs are read only if a layer's seal does not hold (or for the read-only root).
+    let (dir, manifest, id) = (r.dir.clone(), r.manifest.clone(), name.to_owned());
     Ok(Source::Installed {
         digest: r.digest,
         manifest: Box::new(r.manifest),
-        tocs: r.tocs,
+        release: r.dir,
+        tocs: std::sync::Arc::new(move || {
+            store::release::read_tocs(&dir, &manifest, &id).map_err(Into::into)
+        }),
         layers: layout.layers(),
         publisher,
     })

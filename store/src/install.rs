@@ -124,7 +124,7 @@ pub fn install(
 
     let cache = LayerCache::new(layout.layers())?;
     // Layers unpack in parallel; each is staged and renamed on its own.
-    let unpacked = cache.ensure_all(&bundle, &tocs);
+    let unpacked = cache.ensure_all(&bundle, || Ok::<_, userdata::DataError>(tocs.as_slice()));
     if let Err(e) = unpacked {
         // Contents that do not match their table of contents: nothing of this bundle stays.
         gc(layout)?;

@@ -1,8 +1,13 @@
 //! An installed release: the exact manifest bytes, its tables of contents and signatures, as
 //! verified at install time. Immutable once renamed into `releases/<manifest-digest>`.
+//!
+//! Reading a release reads and checks its manifest; its TOCs (`toc-N.json`, the large part)
+//! are read and checked, as strictly, only on first use ([`Release::tocs`]): listing apps,
+//! `info` and a start whose layers' seals hold never decode them.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use bundle_format::sign::SignatureEntry;
 use bundle_format::{Digest, Manifest, PublicKey, Toc};
@@ -17,9 +22,11 @@ pub struct Release {
     pub dir: PathBuf,
     pub digest: Digest,
     pub manifest: Manifest,
-    pub tocs: Vec<Toc>,
     /// Who published the app: recorded at its first install, the same for every release.
     pub publisher: Publisher,
+    /// The app id, named when a TOC turns out damaged.
+    app: String,
+    tocs: OnceLock<Vec<Toc>>,
 }
 
 impl Release {
@@ -38,29 +45,24 @@ impl Release {
             ));
         }
         let manifest = Manifest::from_bytes(&bytes).map_err(|e| damaged(e.to_string()))?;
-        let mut tocs = Vec::new();
-        for (i, layer) in manifest.layers.iter().enumerate() {
-            let p = dir.join(format!("toc-{i}.json"));
-            let b = fs::read(&p).map_err(io(&p))?;
-            let toc =
-                Toc::from_canonical(&b).map_err(|e| damaged(format!("{}: {e}", p.display())))?;
-            toc.validate().map_err(|e| damaged(e.to_string()))?;
-            if toc.entries.len() as u64 != layer.entries {
-                return Err(damaged(format!(
-                    "{} does not match the manifest",
-                    p.display()
-                )));
-            }
-            tocs.push(toc);
-        }
         let publisher = read_publisher(dir.parent().and_then(Path::parent).unwrap_or(dir), dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             digest,
             manifest,
-            tocs,
             publisher,
+            app: app.into(),
+            tocs: OnceLock::new(),
         })
+    }
+
+    /// The release's TOCs in manifest order, read and checked on first use.
+    pub fn tocs(&self) -> Result<&[Toc], StoreError> {
+        if let Some(t) = self.tocs.get() {
+            return Ok(t);
+        }
+        let tocs = read_tocs(&self.dir, &self.manifest, &self.app)?;
+        Ok(self.tocs.get_or_init(|| tocs))
     }
 
     /// The current release of `app`.
@@ -78,6 +80,30 @@ impl Release {
             publisher: self.publisher.clone(),
         }
     }
+}
+
+/// Reads and checks the TOCs of the release in `dir` (of `app`, whose manifest is `manifest`):
+/// each canonical, valid, with the manifest's entry count.
+pub fn read_tocs(dir: &Path, manifest: &Manifest, app: &str) -> Result<Vec<Toc>, StoreError> {
+    let damaged = |problem: String| StoreError::Damaged {
+        app: app.into(),
+        problem,
+    };
+    let mut tocs = Vec::new();
+    for (i, layer) in manifest.layers.iter().enumerate() {
+        let p = dir.join(format!("toc-{i}.json"));
+        let b = fs::read(&p).map_err(io(&p))?;
+        let toc = Toc::from_canonical(&b).map_err(|e| damaged(format!("{}: {e}", p.display())))?;
+        toc.validate().map_err(|e| damaged(e.to_string()))?;
+        if toc.entries.len() as u64 != layer.entries {
+            return Err(damaged(format!(
+                "{} does not match the manifest",
+                p.display()
+            )));
+        }
+        tocs.push(toc);
+    }
+    Ok(tocs)
 }
 
 /// The file in an app's directory naming its publisher.

@@ -129,9 +129,9 @@ pub fn diff(layout: &Layout, id: &str) -> Result<Vec<Change>, StoreError> {
     let rel = Release::current(layout, id)?;
     let who = rel.identity();
     let _held = lock(layout, &who)?;
+    let tocs = rel.tocs()?;
     let in_layers = |p: &str| {
-        rel.tocs
-            .iter()
+        tocs.iter()
             .any(|t| t.entries.iter().any(|e| e.path.as_str() == p))
     };
     let mountpoints: BTreeSet<String> = fs::read(layout.state(&who).join("mountpoints.json"))

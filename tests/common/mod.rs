@@ -884,7 +884,7 @@ impl StoreEnv {
         for d in &dirs {
             let l = self.store().join("layers").join(d);
             assert!(
-                l.join("complete.json").is_file() && l.join("tree").is_dir(),
+                l.join("sealed").is_file() && l.join("tree").is_dir(),
                 "{ctx}: {d}"
             );
         }

@@ -1,7 +1,7 @@
 //! What Capsa keeps per user, and the rules it applies to it; shared by the launcher and the
 //! store, below both:
 //! - [`dirs`]: the XDG base directories;
-//! - [`cache`]: layers unpacked once by digest and checked on every use;
+//! - [`cache`]: layers unpacked once by digest and sealed; every use checks the seal;
 //! - [`identity`]: an app is its id plus its publisher;
 //! - [`state`]: per-identity state directories and their locks;
 //! - [`fsx`]: fd-relative tree walks and removal that never follow a symlink;

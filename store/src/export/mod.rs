@@ -48,18 +48,46 @@ fn recorded(layout: &Layout, id: &str) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-/// The icon file of the release, from its top-most layer that has it.
+/// The icon file of the release, from its top-most layer that has it (as a regular file of
+/// at most [`icons::MAX_ICON`] bytes). Read from the layers' trees, not their TOCs: every
+/// command syncs the exports, and none of them should decode every TOC of every app.
 fn icon_bytes(layout: &Layout, rel: &Release) -> Option<(Vec<u8>, String)> {
     let icon = rel.manifest.desktop.as_ref()?.icon.as_ref()?;
-    for (layer, toc) in rel.manifest.layers.iter().zip(&rel.tocs).rev() {
-        if toc.entries.iter().any(|e| {
-            &e.path == icon && e.kind == bundle_format::EntryKind::File && e.size <= icons::MAX_ICON
-        }) {
-            let p = icon.under(&layout.layers().join(layer.digest.hex()).join("tree"));
-            return fs::read(p).ok().map(|b| (b, icon.file_name().to_owned()));
-        }
+    rel.manifest.layers.iter().rev().find_map(|layer| {
+        let tree = layout.layers().join(layer.digest.hex()).join("tree");
+        let bytes = read_below(&tree, icon.as_str(), icons::MAX_ICON)?;
+        Some((bytes, icon.file_name().to_owned()))
+    })
+}
+
+/// The regular file `rel` (a bundle path) below `tree`, when it has at most `max` bytes:
+/// every component opened from its parent's fd without following a symlink (so nothing
+/// outside the tree is ever read), the file itself without blocking on a FIFO.
+fn read_below(tree: &Path, rel: &str, max: u64) -> Option<Vec<u8>> {
+    use nix::fcntl::{open, openat, OFlag};
+    use nix::sys::stat::{fstat, Mode, SFlag};
+    use std::io::Read;
+    let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let (parents, name) = match rel.rsplit_once('/') {
+        Some((p, n)) => (p.split('/').collect::<Vec<_>>(), n),
+        None => (Vec::new(), rel),
+    };
+    let mut dir = open(tree, dir_flags, Mode::empty()).ok()?;
+    for p in parents {
+        dir = openat(&dir, p, dir_flags, Mode::empty()).ok()?;
     }
-    None
+    let file_flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let fd = openat(&dir, name, file_flags, Mode::empty()).ok()?;
+    let st = fstat(&fd).ok()?;
+    if st.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFREG.bits() || st.st_size as u64 > max {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    fs::File::from(fd)
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    (bytes.len() as u64 <= max).then_some(bytes)
 }
 
 /// Brings the app's exports in step with `rel`; returns the exported files and warnings.

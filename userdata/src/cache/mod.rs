@@ -1,0 +1,245 @@
+//! The per-user layer cache: each layer unpacked once into
+//! `$XDG_CACHE_HOME/capsa/layers/<digest>/tree`, then reused by every run and app that shares it
+//! (the store keeps its installed layers the same way, in `$XDG_DATA_HOME/capsa/layers`).
+//!
+//! Verify once, then trust cheaply. Unpacking streams the (digest-checked) blob, checks every
+//! entry against the TOC, writes into a private staging directory, seals it ([`seal`]: a stamp
+//! naming the layer, its entry count, the identity and ctime of the tree's top directory and the
+//! newest ctime in the tree) and renames it into place, so a crash or a concurrent run never
+//! sees half a layer or a stamp on one: two runs racing both unpack, the first rename wins, the
+//! loser uses the winner's. A start checks only the seal (one open, one small read, two
+//! `fstat`s), and needs no TOC for it. When the seal does not hold (missing, unreadable,
+//! another layer's, or the tree's top directory replaced or changed), the tree gets the full
+//! check ([`verify`]) against the TOC: if it passes it is sealed again and used; if not, a
+//! bundle's cached layer is discarded and unpacked again, an installed layer is refused.
+//!
+//! Invariants: no TOC is asked for while every seal holds, and then no thread is started
+//! (the launcher clones right after); nothing in a tree is ever written after its rename into
+//! place, not even a mode.
+
+pub mod seal;
+pub mod verify;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use bundle_format::extract::write_entry;
+use bundle_format::{Bundle, Layer, Toc};
+
+use crate::error::{prep, DataError};
+
+/// The stamp file of earlier versions (the newest ctime only), removed on resealing.
+const OLD_STAMP: &str = "complete.json";
+
+/// What `ensure` did, for the report and the tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    Hit,
+    Unpacked,
+    /// A cached entry no longer matched and was replaced.
+    Repaired,
+}
+
+/// The cache directory.
+#[derive(Debug, Clone)]
+pub struct LayerCache {
+    dir: PathBuf,
+}
+
+impl LayerCache {
+    pub fn new(dir: PathBuf) -> Result<Self, DataError> {
+        fs::create_dir_all(&dir).map_err(prep(&dir))?;
+        Ok(Self { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn entry(&self, layer: &Layer) -> PathBuf {
+        self.dir.join(layer.digest.hex())
+    }
+
+    /// Whether the seal of `layer`'s entry holds: the O(1) check of a start.
+    pub fn sealed(&self, layer: &Layer) -> Result<(), seal::Broken> {
+        seal::holds(&self.entry(layer), &layer.digest, layer.entries)
+    }
+
+    /// [`LayerCache::ensure`] for every layer of `bundle`; trees and outcomes in manifest
+    /// order. The seals are checked first, one after the other; only when one does not hold
+    /// are the TOCs asked for (`tocs`, in manifest order) and the layers that need work
+    /// checked or unpacked, each on its own thread (which ends before this returns).
+    pub fn ensure_all<'t, E: From<DataError>>(
+        &self,
+        bundle: &Bundle,
+        tocs: impl FnOnce() -> Result<&'t [Toc], E>,
+    ) -> Result<Vec<(PathBuf, CacheOutcome)>, E> {
+        let layers = &bundle.manifest().layers;
+        let sealed: Vec<bool> = layers.iter().map(|l| self.sealed(l).is_ok()).collect();
+        let hit = |l: &Layer| (self.entry(l).join("tree"), CacheOutcome::Hit);
+        if sealed.iter().all(|s| *s) {
+            return Ok(layers.iter().map(hit).collect());
+        }
+        // What is not cached yet must fit (the declared sizes bound what unpacking writes).
+        let need = layers
+            .iter()
+            .filter(|l| !self.entry(l).exists())
+            .fold(0u64, |n, l| n.saturating_add(l.unpacked_size));
+        if need > 0 {
+            bundle_format::extract::check_free_space(&self.dir, need)
+                .map_err(|e| DataError::Space(Box::new(e)))?;
+        }
+        let tocs = tocs()?;
+        let results = std::thread::scope(|scope| {
+            let handles: Vec<_> = layers
+                .iter()
+                .zip(tocs)
+                .zip(&sealed)
+                .map(|((layer, toc), &ok)| {
+                    (!ok).then(|| scope.spawn(move || self.check_or_unpack(bundle, layer, toc)))
+                })
+                .collect();
+            layers
+                .iter()
+                .zip(handles)
+                .map(|(l, h)| match h {
+                    None => Ok(hit(l)),
+                    Some(h) => h.join().expect("layer unpacking panicked"),
+                })
+                .collect::<Result<Vec<_>, DataError>>()
+        });
+        Ok(results?)
+    }
+
+    /// The tree of an installed layer, after checking it is intact (there is no bundle to
+    /// repair it from: a damaged installed layer is an error). `toc` is asked for only when
+    /// the seal does not hold.
+    pub fn check<'t, E: From<DataError>>(
+        &self,
+        layer: &Layer,
+        toc: impl FnOnce() -> Result<&'t Toc, E>,
+    ) -> Result<PathBuf, E> {
+        let entry = self.entry(layer);
+        if self.sealed(layer).is_err() && !self.check_and_reseal(layer, toc()?) {
+            return Err(DataError::Damaged { path: entry }.into());
+        }
+        Ok(entry.join("tree"))
+    }
+
+    /// The unpacked tree of `layer`, unpacking or repairing it first when needed.
+    pub fn ensure(
+        &self,
+        bundle: &Bundle,
+        layer: &Layer,
+        toc: &Toc,
+    ) -> Result<(PathBuf, CacheOutcome), DataError> {
+        if self.sealed(layer).is_ok() {
+            return Ok((self.entry(layer).join("tree"), CacheOutcome::Hit));
+        }
+        self.check_or_unpack(bundle, layer, toc)
+    }
+
+    /// For an entry whose seal does not hold: the full check, then a new seal or a new copy.
+    fn check_or_unpack(
+        &self,
+        bundle: &Bundle,
+        layer: &Layer,
+        toc: &Toc,
+    ) -> Result<(PathBuf, CacheOutcome), DataError> {
+        let entry = self.entry(layer);
+        let tree = entry.join("tree");
+        let mut outcome = CacheOutcome::Unpacked;
+        if entry.symlink_metadata().is_ok() {
+            if self.check_and_reseal(layer, toc) {
+                return Ok((tree, CacheOutcome::Hit));
+            }
+            self.discard(&entry)?;
+            outcome = CacheOutcome::Repaired;
+        }
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".tmp-{}-", layer.digest.short()))
+            .tempdir_in(&self.dir)
+            .map_err(prep(&self.dir))?;
+        let stree = staging.path().join("tree");
+        fs::create_dir(&stree).map_err(prep(&stree))?;
+        bundle
+            .read_layer(layer, toc, |e, content| {
+                write_entry(&stree, e, content).map(|_| ())
+            })
+            .map_err(|source| DataError::Unpack {
+                bundle: bundle.path().to_path_buf(),
+                layer: layer.role.as_str().to_owned(),
+                source: Box::new(source),
+            })?;
+        fs::set_permissions(&stree, fs::Permissions::from_mode(0o755)).map_err(prep(&stree))?;
+        let max_ctime = verify::max_ctime(&stree, toc).map_err(prep(&stree))?;
+        seal::write(staging.path(), layer.digest, layer.entries, max_ctime)
+            .map_err(prep(staging.path()))?;
+        match fs::rename(staging.path(), &entry) {
+            Ok(()) => {
+                let _ = staging.keep();
+                Ok((tree, outcome))
+            }
+            // Another run finished first: use its copy if it is sound.
+            Err(_) if self.sealed(layer).is_ok() || self.check_and_reseal(layer, toc) => {
+                Ok((tree, CacheOutcome::Hit))
+            }
+            Err(e) => Err(prep(&entry)(e)),
+        }
+    }
+
+    /// The full check of an entry whose seal does not hold; when the tree passes, it is
+    /// sealed again. A seal that cannot be written leaves the entry as it was: the tree is
+    /// sound, and the next start checks it again.
+    fn check_and_reseal(&self, layer: &Layer, toc: &Toc) -> bool {
+        let entry = self.entry(layer);
+        let tree = entry.join("tree");
+        if toc.entries.len() as u64 != layer.entries {
+            return false;
+        }
+        let reference = match self.sealed(layer) {
+            Ok(()) => return true,
+            Err(broken) => broken.max_ctime(),
+        };
+        let max_ctime = match reference {
+            Some(max) if verify::by_ctime(&tree, toc, max) => max,
+            Some(_) => return false,
+            None => match verify::by_content(&tree, toc) {
+                Some(max) => max,
+                None => return false,
+            },
+        };
+        if seal::write(&entry, layer.digest, layer.entries, max_ctime).is_ok() {
+            let _ = fs::remove_file(entry.join(OLD_STAMP));
+        }
+        true
+    }
+
+    /// Moves a damaged entry aside and deletes it.
+    pub fn discard(&self, entry: &Path) -> Result<(), DataError> {
+        let trash = tempfile::Builder::new()
+            .prefix(".trash-")
+            .tempdir_in(&self.dir)
+            .map_err(prep(&self.dir))?;
+        let target = trash.path().join("old");
+        fs::rename(entry, &target).map_err(prep(entry))?;
+        make_writable(&target);
+        drop(trash);
+        Ok(())
+    }
+}
+
+/// Gives the owner write access to every directory below `p`, so it can be deleted.
+pub fn make_writable(p: &Path) {
+    if let Ok(m) = fs::symlink_metadata(p) {
+        if m.is_dir() {
+            let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o755));
+            if let Ok(rd) = fs::read_dir(p) {
+                for e in rd.flatten() {
+                    make_writable(&e.path());
+                }
+            }
+        }
+    }
+}
