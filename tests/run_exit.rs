@@ -13,22 +13,6 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-fn have_strace() -> bool {
-    let ok = Command::new("strace")
-        .args(["-qq", "-o", "/dev/null", "true"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CAPSA_REQUIRE_STRACE").is_none(),
-            "strace is required (CAPSA_REQUIRE_STRACE) but does not work here"
-        );
-        eprintln!("skipped: strace does not work here");
-    }
-    ok
-}
-
 /// Under `strace -f` an exited thread is counted until the tracer has reaped it, so a check of
 /// the thread count right after the unpacking threads are joined failed on most cold starts
 /// ("the launcher must be single-threaded").

@@ -22,22 +22,6 @@ use common::*;
 const PY: &str = "org.python.Python3";
 const HELLO: &str = "org.capsa.Hello";
 
-fn have_strace() -> bool {
-    let ok = Command::new("strace")
-        .args(["-qq", "-o", "/dev/null", "true"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CAPSA_REQUIRE_STRACE").is_none(),
-            "strace is required (CAPSA_REQUIRE_STRACE) but does not work here"
-        );
-        eprintln!("skipped: strace does not work here");
-    }
-    ok
-}
-
 /// `strace OPTS -- capsa ARGS` in the store of `env` (only capsa's main thread is traced).
 fn traced(env: &StoreEnv, opts: &[&str], args: &[&str]) -> Command {
     let mut c = Command::new("strace");

@@ -676,6 +676,23 @@ impl Drop for StoreEnv {
     }
 }
 
+/// Whether strace works here; fails the test when CI requires it (`CAPSA_REQUIRE_STRACE`).
+pub fn have_strace() -> bool {
+    let ok = Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "true"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CAPSA_REQUIRE_STRACE").is_none(),
+            "strace is required (CAPSA_REQUIRE_STRACE) but does not work here"
+        );
+        eprintln!("skipped: strace does not work here");
+    }
+    ok
+}
+
 /// Whether `prog` is an executable on `PATH`.
 pub fn have(prog: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| {
