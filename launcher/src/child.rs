@@ -229,17 +229,15 @@ fn exec_app(a: &mut ChildArgs) -> Result<Infallible, ChildError> {
         .iter()
         .map(|(k, v)| CString::new(format!("{k}={v}")).unwrap_or_default())
         .collect();
-    // Seccomp last, so that nothing above needs a syscall it refuses.
-    for p in &a.seccomp.programs {
-        seccompiler::apply_filter(p).map_err(|e| {
-            ChildError::new(
-                &format!("apply seccomp ({e})"),
-                Call::Seccomp,
-                None,
-                libc::EINVAL,
-            )
-        })?;
-    }
+    // Seccomp last, so that nothing above needs a syscall it refuses: its filters as one.
+    seccompiler::apply_filter(&a.seccomp.chained).map_err(|e| {
+        ChildError::new(
+            &format!("apply seccomp ({e})"),
+            Call::Seccomp,
+            None,
+            libc::EINVAL,
+        )
+    })?;
     let program = Path::new(&a.plan.argv[0]);
     let e = nix::unistd::execve(&argv[0], &argv, &env).unwrap_err();
     Err(ChildError::new(

@@ -122,10 +122,18 @@ impl AppState {
     /// its app and is tearing down (best effort: without the record, the next run may find
     /// the upper briefly busy and run on a temporary one).
     pub fn record_teardown(&self, pid: i32, started: u64) {
-        let path = self.dir.join(TEARDOWN);
-        let tmp = self.dir.join(".teardown.tmp");
-        if fs::write(&tmp, format!("{pid} {started}\n")).is_ok() {
-            let _ = fs::rename(&tmp, &path);
+        // One small write in place (no temporary and rename on the exit path): a reader that
+        // catches it half-written finds a malformed record, which means "nothing to wait for".
+        use std::io::Write;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc_o_nofollow())
+            .open(self.dir.join(TEARDOWN));
+        if let Ok(mut f) = file {
+            let _ = f.write_all(format!("{pid} {started}\n").as_bytes());
         }
     }
 
