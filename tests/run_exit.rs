@@ -151,7 +151,11 @@ impl LoopFs {
         let code = "import fcntl, os, struct, sys\n\
                     fd = os.open(sys.argv[1], os.O_RDONLY)\n\
                     fcntl.ioctl(fd, 0x8004587D, struct.pack('I', 2))";
-        sh(&["python3", "-c", code, self.root().to_str().unwrap()]);
+        let python = ["/usr/bin/python3", "/usr/bin/python3.11"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("python3");
+        sh(&[python, "-c", code, self.root().to_str().unwrap()]);
     }
 }
 

@@ -85,7 +85,9 @@ impl Child {
         };
         let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old_mask), None);
         if let Some(st) = self.state.take() {
-            if let (true, Some(started)) = (reported, self.started) {
+            // Only the run that owned the persistent upper leaves a teardown worth waiting for
+            // (a concurrent run's upper is a tmpfs), and only it may replace the record.
+            if let (true, Some(started), true) = (reported, self.started, st.upper_lock.is_some()) {
                 st.record_teardown(self.pid.as_raw(), started);
             }
             let dir = st.dir.clone();
