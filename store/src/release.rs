@@ -3,11 +3,18 @@
 //!
 //! Reading a release reads and checks its manifest; its TOCs (`toc-N.json`, the large part)
 //! are read and checked, as strictly, only on first use ([`Release::tocs`]): listing apps,
-//! `info` and a start whose layers' seals hold never decode them.
+//! `info` and a start whose layers' seals hold never decode them. A manifest checked once is
+//! kept for the rest of the process, by release directory and the identity of its file (a
+//! release never changes in place; a file replaced since has another inode or change time and
+//! is read and checked again), so a command that visits every app (recovery, garbage
+//! collection, then its own work) parses each manifest once.
 
+use std::collections::HashMap;
 use std::fs;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use bundle_format::sign::SignatureEntry;
 use bundle_format::{Digest, Manifest, PublicKey, Toc};
@@ -37,14 +44,10 @@ impl Release {
             app: app.into(),
             problem,
         };
-        let bytes = fs::read(dir.join("manifest.json")).map_err(io(dir))?;
-        let digest = Digest::of(&bytes);
-        if dir.file_name().and_then(|n| n.to_str()) != Some(digest.hex().as_str()) {
-            return Err(damaged(
-                "the manifest does not match its release directory".into(),
-            ));
-        }
-        let manifest = Manifest::from_bytes(&bytes).map_err(|e| damaged(e.to_string()))?;
+        let (digest, manifest) = read_manifest(dir).map_err(|e| match e {
+            ManifestError::Io(e) => io(dir)(e),
+            ManifestError::Damaged(problem) => damaged(problem),
+        })?;
         let publisher = read_publisher(dir.parent().and_then(Path::parent).unwrap_or(dir), dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -80,6 +83,53 @@ impl Release {
             publisher: self.publisher.clone(),
         }
     }
+}
+
+enum ManifestError {
+    Io(std::io::Error),
+    Damaged(String),
+}
+
+/// What identifies the file a manifest was read from.
+type FileKey = (u64, u64, u64, i64, i64, i64, i64);
+
+/// Manifests this process has read and checked: release directory → (file, digest, manifest).
+type Checked = HashMap<PathBuf, (FileKey, Digest, Manifest)>;
+static CHECKED: Mutex<Option<Checked>> = Mutex::new(None);
+
+/// The manifest of the release in `dir`, checked against the directory's name (its digest)
+/// and parsed strictly; from [`CHECKED`] when this very file was checked before.
+fn read_manifest(dir: &Path) -> Result<(Digest, Manifest), ManifestError> {
+    let mut f = fs::File::open(dir.join("manifest.json")).map_err(ManifestError::Io)?;
+    let m = f.metadata().map_err(ManifestError::Io)?;
+    let key = (
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    );
+    let mut memo = CHECKED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((k, d, man)) = memo.as_ref().and_then(|c| c.get(dir)) {
+        if *k == key {
+            return Ok((*d, man.clone()));
+        }
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(ManifestError::Io)?;
+    let digest = Digest::of(&bytes);
+    if dir.file_name().and_then(|n| n.to_str()) != Some(digest.hex().as_str()) {
+        return Err(ManifestError::Damaged(
+            "the manifest does not match its release directory".into(),
+        ));
+    }
+    let manifest =
+        Manifest::from_bytes(&bytes).map_err(|e| ManifestError::Damaged(e.to_string()))?;
+    memo.get_or_insert_with(HashMap::new)
+        .insert(dir.to_path_buf(), (key, digest, manifest.clone()));
+    Ok((digest, manifest))
 }
 
 /// Reads and checks the TOCs of the release in `dir` (of `app`, whose manifest is `manifest`):
