@@ -53,10 +53,6 @@ impl Env {
     }
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_owned()
-}
-
 #[test]
 fn python_runs_with_its_standard_library_and_only_its_own_files() {
     if !userns() {

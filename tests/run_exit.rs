@@ -61,12 +61,7 @@ fn back_to_back_runs_keep_their_state_while_teardowns_flush() {
         std::fs::write(&dirty, vec![round as u8; 64 << 20]).unwrap();
         let o = iso.run(&["run", "--yes", bundle.to_str().unwrap(), "--", "-c", script]);
         assert!(o.status.success(), "round {round}: {}", text(&o));
-        assert_eq!(
-            stdout(&o).trim(),
-            round.to_string(),
-            "round {round}: {}",
-            text(&o)
-        );
+        assert_eq!(stdout(&o), round.to_string(), "round {round}: {}", text(&o));
     }
     // A store command right after a run never mistakes the ending sandbox for a running app.
     let o = iso.run(&["install", "--yes", bundle.to_str().unwrap()]);
@@ -84,10 +79,6 @@ fn back_to_back_runs_keep_their_state_while_teardowns_flush() {
         let o = iso.run(&["reset", "org.python.Python3"]);
         assert!(o.status.success(), "round {round}: {}", text(&o));
     }
-}
-
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// A loop-mounted ext4 filesystem (commit=60, so nothing reaches its disk unless synced),
@@ -182,7 +173,7 @@ fn an_fsync_in_the_app_survives_a_crash_of_the_disk() {
     if !userns() {
         return;
     }
-    if !nix_is_root() {
+    if host_ids().0 != 0 {
         eprintln!("skipped: the loop-mounted filesystem needs root (CI runs this as root)");
         return;
     }
@@ -254,14 +245,6 @@ fn an_fsync_in_the_app_survives_a_crash_of_the_disk() {
         std::fs::read_to_string(upper.join("usr/volatile")).map_or(true, |t| t.is_empty()),
         "unsynced data survived: the crash was not real, the test proves nothing"
     );
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
-    })
 }
 
 fn ci_user() -> Option<String> {

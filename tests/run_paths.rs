@@ -143,10 +143,6 @@ fn outside_tmp(prefix: &str) -> tempfile::TempDir {
         .unwrap()
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_owned()
-}
-
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -35,6 +35,11 @@ pub fn run(args: &[&str]) -> Output {
     capsa(args).output().expect("run capsa")
 }
 
+/// The standard output of `o`, trimmed.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "{}{}",
