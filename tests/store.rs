@@ -418,3 +418,34 @@ fn an_empty_store_says_so() {
         text(&o)
     );
 }
+
+/// A reading command skips recovery while the store is marked clean, and recovers (then marks
+/// it clean again) when a changing command did not finish: here, a staging directory left in
+/// `layers/` by a killed install, and the mark a killed command removed.
+#[test]
+fn reading_commands_recover_only_an_unclean_store() {
+    let env = StoreEnv::new();
+    env.install(hello_bundle());
+    let clean = env.store().join("clean");
+    assert!(clean.is_file(), "a finished install marks the store clean");
+    let leftover = env.store().join("layers/.tmp-killed");
+    std::fs::create_dir(&leftover).unwrap();
+    env.ok(&["list"]);
+    assert!(leftover.exists(), "a clean store is not walked by list");
+    // `info` reports the disk use recorded at unpack: the trees, without the stamps beside.
+    let info: Value = serde_json::from_str(&env.ok(&["info", "--json", HELLO])).unwrap();
+    let walked: u64 = digests(&info)
+        .iter()
+        .map(|d| du(&env.store().join("layers").join(d).join("tree")))
+        .sum();
+    assert_eq!(info["layers_size"].as_u64().unwrap(), walked, "{info}");
+    std::fs::remove_file(&clean).unwrap();
+    env.ok(&["info", HELLO]);
+    assert!(!leftover.exists(), "an unclean store is recovered by info");
+    assert!(clean.is_file(), "and marked clean again");
+    // A changing command recovers whatever the mark says.
+    std::fs::create_dir(&leftover).unwrap();
+    env.ok(&["uninstall", HELLO]);
+    assert!(!leftover.exists(), "uninstall recovers first");
+    assert!(clean.is_file());
+}

@@ -4,8 +4,9 @@
 //! staged and renamed); write the release (staged, synced, renamed into
 //! `releases/<manifest-digest>`); switch `previous`, then `current` (rename of a symlink);
 //! export the desktop files; collect garbage. A kill at any point leaves the old state or the
-//! new one: `recover` (run first by every command) removes staging leftovers and unreferenced
-//! layers, drops apps that never got a `current`, and re-syncs exports.
+//! new one: `recover` (run first by every command that changes the store, and by the others
+//! when the store is not marked clean) removes staging leftovers and unreferenced layers,
+//! drops apps that never got a `current`, and re-syncs exports.
 //!
 //! Uninstall order: remove the exports; rename the app directory into trash (the atomic
 //! step); delete the trash; collect garbage.
@@ -20,7 +21,7 @@ use userdata::Publisher;
 use crate::error::{io, StoreError};
 use crate::export;
 use crate::layout::{switch_link, write_atomic, Layout};
-use crate::recover::{gc, recover};
+use crate::recover::{begin_change, gc, mark_clean};
 use crate::release::Release;
 
 /// Options for `install`.
@@ -120,7 +121,7 @@ pub fn install(
         return Err(StoreError::Cancelled);
     }
     let _lock = layout.lock()?;
-    recover(layout, &opts.exe)?;
+    begin_change(layout, &opts.exe)?;
 
     let cache = LayerCache::new(layout.layers())?;
     // Layers unpack in parallel; each is staged and renamed on its own.
@@ -211,6 +212,7 @@ pub fn install(
         export::set_defaults(&m.id, &opts.default_for)?;
     }
     gc(layout)?;
+    mark_clean(layout)?;
     export::refresh_databases();
     Ok(Installed {
         unchanged,
@@ -264,7 +266,7 @@ pub fn uninstall(
 ) -> Result<(), StoreError> {
     crate::layout::check_id(id)?;
     let _lock = layout.lock()?;
-    recover(layout, exe)?;
+    begin_change(layout, exe)?;
     let app = layout.app(id);
     if !app.exists() {
         return Err(StoreError::NotInstalled(id.into()));
@@ -286,6 +288,7 @@ pub fn uninstall(
         crate::state::delete_data_held(layout, &who, held)?;
     }
     gc(layout)?;
+    mark_clean(layout)?;
     export::refresh_databases();
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! ```text
 //! $XDG_DATA_HOME/capsa/          (0700)
 //!   store.lock                    flock: every command that changes the store holds it
+//!   clean                         present while no changing command is unfinished (recover.rs)
 //!   layers/<digest>/tree          unpacked layers, shared by every app and release
+//!   layers/<digest>/sealed, disk-usage   the seal, and the tree's disk use when unpacked
 //!   apps/<id>/releases/<digest>/  immutable: manifest.json, toc-<n>.json, signatures.json
 //!   apps/<id>/current, previous   symlinks to releases/<digest>, switched by rename(2)
 //!   apps/<id>/publisher.json      who published the app (its identity with the id)

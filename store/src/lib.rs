@@ -38,7 +38,7 @@ pub struct Listed {
 /// Installed apps (after recovery).
 pub fn list(layout: &Layout, exe: &Path) -> Result<Vec<Listed>, StoreError> {
     let _lock = layout.lock()?;
-    recover::recover(layout, exe)?;
+    recover::recover_if_unclean(layout, exe)?;
     layout
         .installed()?
         .into_iter()
@@ -97,7 +97,7 @@ fn du(p: &Path) -> u64 {
 
 pub fn info(layout: &Layout, id: &str, exe: &Path) -> Result<Info, StoreError> {
     let _lock = layout.lock()?;
-    recover::recover(layout, exe)?;
+    recover::recover_if_unclean(layout, exe)?;
     let rel = Release::current(layout, id)?;
     let others: Vec<Release> = layout
         .installed()?
@@ -141,12 +141,18 @@ pub fn info(layout: &Layout, id: &str, exe: &Path) -> Result<Info, StoreError> {
         version: rel.manifest.version.clone(),
         manifest_digest: rel.digest.to_string(),
         previous_version: previous,
-        layers_size: rel
-            .manifest
-            .layers
-            .iter()
-            .map(|l| du(&layout.layers().join(l.digest.hex())))
-            .sum(),
+        layers_size: {
+            let cache = userdata::cache::LayerCache::new(layout.layers())?;
+            rel.manifest
+                .layers
+                .iter()
+                .map(|l| {
+                    cache
+                        .disk_usage(l)
+                        .unwrap_or_else(|| du(&layout.layers().join(l.digest.hex())))
+                })
+                .sum()
+        },
         state_size: du(&layout.state(&who)),
         publisher: who.publisher.to_string(),
         layers,

@@ -31,6 +31,9 @@ use crate::error::{prep, DataError};
 
 /// The stamp file of earlier versions (the newest ctime only), removed on resealing.
 const OLD_STAMP: &str = "complete.json";
+/// `<entry>/disk-usage`: the bytes the tree took on disk when it was unpacked (decimal, one
+/// line), so `capsa info` need not walk the tree. A report, never trusted for a decision.
+pub const DISK_USAGE: &str = "disk-usage";
 
 /// What `ensure` did, for the report and the tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +62,25 @@ impl LayerCache {
 
     fn entry(&self, layer: &Layer) -> PathBuf {
         self.dir.join(layer.digest.hex())
+    }
+
+    /// The bytes `layer`'s tree took on disk when it was unpacked, if recorded (entries
+    /// unpacked by older versions have no record).
+    pub fn disk_usage(&self, layer: &Layer) -> Option<u64> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Not following a symlink, not waiting on a FIFO: only a regular file is read.
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
+            .open(self.entry(layer).join(DISK_USAGE))
+            .ok()?;
+        if !f.metadata().ok()?.is_file() {
+            return None;
+        }
+        let mut s = String::new();
+        f.take(32).read_to_string(&mut s).ok()?;
+        s.trim_end().parse().ok()
     }
 
     /// Whether the seal of `layer`'s entry holds: the O(1) check of a start.
@@ -173,8 +195,10 @@ impl LayerCache {
                 source: Box::new(source),
             })?;
         fs::set_permissions(&stree, fs::Permissions::from_mode(0o755)).map_err(prep(&stree))?;
-        let max_ctime = verify::max_ctime(&stree, toc).map_err(prep(&stree))?;
-        seal::write(staging.path(), layer.digest, layer.entries, max_ctime)
+        let survey = verify::survey(&stree, toc).map_err(prep(&stree))?;
+        let usage = staging.path().join(DISK_USAGE);
+        fs::write(&usage, format!("{}\n", survey.disk_bytes)).map_err(prep(&usage))?;
+        seal::write(staging.path(), layer.digest, layer.entries, survey.max_ctime)
             .map_err(prep(staging.path()))?;
         match fs::rename(staging.path(), &entry) {
             Ok(()) => {

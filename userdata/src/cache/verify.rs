@@ -33,13 +33,36 @@ fn ctime(m: &fs::Metadata) -> Ctime {
     (m.ctime(), m.ctime_nsec())
 }
 
+/// What one pass over a freshly unpacked tree records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Survey {
+    /// The newest ctime of the tree's directory and of every entry in it.
+    pub max_ctime: Ctime,
+    /// Bytes the tree takes on disk (allocated blocks; a hardlink's inode counted once).
+    pub disk_bytes: u64,
+}
+
+/// One `lstat` of the tree's directory and of every entry of `toc` in it.
+pub fn survey(tree: &Path, toc: &Toc) -> io::Result<Survey> {
+    let top = fs::symlink_metadata(tree)?;
+    let mut max = ctime(&top);
+    let mut blocks = top.blocks();
+    for e in &toc.entries {
+        let m = fs::symlink_metadata(e.path.under(tree))?;
+        max = max.max(ctime(&m));
+        if e.kind != EntryKind::Hardlink {
+            blocks = blocks.saturating_add(m.blocks());
+        }
+    }
+    Ok(Survey {
+        max_ctime: max,
+        disk_bytes: blocks.saturating_mul(512),
+    })
+}
+
 /// The newest ctime of the tree's directory and of every entry of `toc` in it.
 pub fn max_ctime(tree: &Path, toc: &Toc) -> io::Result<Ctime> {
-    let mut max = ctime(&fs::symlink_metadata(tree)?);
-    for e in &toc.entries {
-        max = max.max(ctime(&fs::symlink_metadata(e.path.under(tree))?));
-    }
-    Ok(max)
+    survey(tree, toc).map(|s| s.max_ctime)
 }
 
 /// Every entry has the TOC's kind (files their mode and size) and no ctime in the tree is
