@@ -101,8 +101,14 @@ impl PublicKey {
 
     /// Verifies `sig` over the manifest bytes (strict: no malleable or small-order forms).
     pub fn verify(&self, manifest: &[u8], sig: &[u8; 64]) -> bool {
-        let mut msg = SIGNING_CONTEXT.to_vec();
-        msg.extend_from_slice(manifest);
+        self.verify_in(SIGNING_CONTEXT, manifest, sig)
+    }
+
+    /// Verifies `sig` over `context ‖ bytes`: each kind of signed document has its own
+    /// context, so a signature made for one can never pass as another's.
+    pub fn verify_in(&self, context: &[u8], bytes: &[u8], sig: &[u8; 64]) -> bool {
+        let mut msg = context.to_vec();
+        msg.extend_from_slice(bytes);
         self.0
             .verify_strict(&msg, &Signature::from_bytes(sig))
             .is_ok()
@@ -167,8 +173,13 @@ impl SecretKey {
 
     /// Signs the manifest bytes.
     pub fn sign(&self, manifest: &[u8]) -> SignatureEntry {
-        let mut msg = SIGNING_CONTEXT.to_vec();
-        msg.extend_from_slice(manifest);
+        self.sign_in(SIGNING_CONTEXT, manifest)
+    }
+
+    /// Signs `context ‖ bytes` (see [`PublicKey::verify_in`]).
+    pub fn sign_in(&self, context: &[u8], bytes: &[u8]) -> SignatureEntry {
+        let mut msg = context.to_vec();
+        msg.extend_from_slice(bytes);
         let sig = self.0.sign(&msg);
         let public = self.public();
         SignatureEntry {
