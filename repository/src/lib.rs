@@ -4,3 +4,5 @@
 //! No unsafe code.
 
 #![forbid(unsafe_code)]
+
+pub mod meta;
