@@ -664,3 +664,18 @@ fn an_object_that_inflates_past_its_size_is_refused() {
     assert!(matches!(e, Err(ClientError::Digest { .. })), "{e:?}");
     assert!(out.len() <= 4999);
 }
+
+#[test]
+fn the_client_id_is_made_once_and_kept() {
+    let user = User::new();
+    let id = user.client().client_id().unwrap();
+    assert_eq!(id.len(), 32);
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(user.client().client_id().unwrap(), id);
+    let other = User::new();
+    assert_ne!(other.client().client_id().unwrap(), id);
+    // A damaged id is replaced.
+    fs::write(user.dirs().state.join("client-id"), "junk\n").unwrap();
+    let new = user.client().client_id().unwrap();
+    assert!(new != id && new.len() == 32);
+}

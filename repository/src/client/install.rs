@@ -196,55 +196,31 @@ impl Client {
                 });
             }
         }
-        let (rel, doc) = (rel.clone(), doc.clone());
-        let s = &self.sessions[&name];
-        fetch_whole(
-            s.source.as_ref(),
-            &dirs,
-            &name,
+        let (release, why) = (rel.clone(), why);
+        let publisher = publisher(&name, &doc, &release)?;
+        let src = self.sessions[&name].source.as_ref();
+        let ctx = Ctx {
+            remote: &name,
+            app,
+            release: &release,
+        };
+        let parts = fetch_parts(src, &ctx, &publisher)?;
+        let downloads = dirs.downloads();
+        super::files::private_dir(&downloads)?;
+        let bundle_path = assemble(src, &ctx, &parts, &downloads, &mut |_| Fill::Fetch)?;
+        Ok(Prepared {
+            bundle_path,
+            manifest: parts.manifest,
             doc,
-            rel,
+            release,
             why,
+            remote: name,
             channel,
             key_id,
-        )
+            publisher,
+            delta: None,
+        })
     }
-}
-
-/// Fetches the head and tail, checks them, and assembles the whole file.
-#[allow(clippy::too_many_arguments)]
-fn fetch_whole(
-    src: &dyn super::Source,
-    dirs: &super::Dirs,
-    remote: &str,
-    doc: AppDoc,
-    release: ReleaseDoc,
-    why: Why,
-    channel: String,
-    key_id: String,
-) -> Result<Prepared, ClientError> {
-    let publisher = publisher(remote, &doc, &release)?;
-    let ctx = Ctx {
-        remote,
-        app: &doc.app,
-        release: &release,
-    };
-    let parts = fetch_parts(src, &ctx, &publisher)?;
-    let downloads = dirs.downloads();
-    super::files::private_dir(&downloads)?;
-    let bundle_path = assemble(src, &ctx, &parts, &downloads, &mut |_| Fill::Fetch)?;
-    Ok(Prepared {
-        bundle_path,
-        manifest: parts.manifest,
-        doc,
-        release,
-        why,
-        remote: remote.into(),
-        channel,
-        key_id,
-        publisher,
-        delta: None,
-    })
 }
 
 /// The document's publisher key (validated on decode).
