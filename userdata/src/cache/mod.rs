@@ -4,20 +4,26 @@
 //!
 //! Verify once, then trust cheaply. Unpacking streams the (digest-checked) blob, checks every
 //! entry against the TOC, writes into a private staging directory, seals it ([`seal`]: a stamp
-//! naming the layer, its entry count, the identity and ctime of the tree's top directory and the
-//! newest ctime in the tree) and renames it into place, so a crash or a concurrent run never
+//! naming the layer, the TOC it was checked against, its entry count, the identity and ctime of
+//! the tree's top directory and the newest ctime in the tree) and renames it into place, so a crash or a concurrent run never
 //! sees half a layer or a stamp on one: two runs racing both unpack, the first rename wins, the
 //! loser uses the winner's. A start checks only the seal (one open, one small read, two
 //! `fstat`s), and needs no TOC for it. When the seal does not hold (missing, unreadable,
-//! another layer's, or the tree's top directory replaced or changed), the tree gets the full
-//! check ([`verify`]) against the TOC: if it passes it is sealed again and used; if not, a
-//! bundle's cached layer is discarded and unpacked again, an installed layer is refused.
+//! another layer's or another TOC's, or the tree's top directory replaced or changed), the tree
+//! gets the full check ([`verify`]) against the TOC: if it passes it is sealed again and used;
+//! if not, a bundle's cached layer is discarded and unpacked again, an installed layer is
+//! refused. Only a stamp naming this very layer digest and TOC digest is a reference for the
+//! cheap check (`by_ctime`); any other stamp (a version 1 stamp names no TOC) gets the content
+//! check (`by_content`): an entry is named by the layer digest alone, and a tree built for one
+//! TOC must never pass for another manifest's pairing of that digest with another TOC.
 //!
 //! Invariants: no TOC is asked for while every seal holds, and then no thread is started
 //! (the launcher clones right after); nothing in a tree is ever written after its rename into
 //! place, not even a mode.
 
 pub mod seal;
+#[cfg(test)]
+mod tests;
 pub mod verify;
 
 use std::fs;
@@ -85,7 +91,12 @@ impl LayerCache {
 
     /// Whether the seal of `layer`'s entry holds: the O(1) check of a start.
     pub fn sealed(&self, layer: &Layer) -> Result<(), seal::Broken> {
-        seal::holds(&self.entry(layer), &layer.digest, layer.entries)
+        seal::holds(
+            &self.entry(layer),
+            &layer.digest,
+            &layer.toc.digest,
+            layer.entries,
+        )
     }
 
     /// [`LayerCache::ensure`] for every layer of `bundle`; trees and outcomes in manifest
@@ -198,8 +209,14 @@ impl LayerCache {
         let survey = verify::survey(&stree, toc).map_err(prep(&stree))?;
         let usage = staging.path().join(DISK_USAGE);
         fs::write(&usage, format!("{}\n", survey.disk_bytes)).map_err(prep(&usage))?;
-        seal::write(staging.path(), layer.digest, layer.entries, survey.max_ctime)
-            .map_err(prep(staging.path()))?;
+        seal::write(
+            staging.path(),
+            layer.digest,
+            layer.toc.digest,
+            layer.entries,
+            survey.max_ctime,
+        )
+        .map_err(prep(staging.path()))?;
         match fs::rename(staging.path(), &entry) {
             Ok(()) => {
                 let _ = staging.keep();
@@ -234,7 +251,14 @@ impl LayerCache {
                 None => return false,
             },
         };
-        if seal::write(&entry, layer.digest, layer.entries, max_ctime).is_ok() {
+        let sealed = seal::write(
+            &entry,
+            layer.digest,
+            layer.toc.digest,
+            layer.entries,
+            max_ctime,
+        );
+        if sealed.is_ok() {
             let _ = fs::remove_file(entry.join(OLD_STAMP));
         }
         true
