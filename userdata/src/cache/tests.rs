@@ -206,3 +206,169 @@ fn a_version_1_stamp_gets_the_full_check_then_a_version_2_seal() {
     assert_eq!(p.cache.sealed(l), Ok(()));
     assert_eq!(p.cache.sealed(&p.built.1), Err(Broken::Toc));
 }
+
+/// A source over `files` that counts its calls.
+fn source_of<'f>(
+    files: &'f HashMap<String, Vec<u8>>,
+    calls: &'f mut usize,
+) -> impl FnMut(&TocEntry) -> Result<Box<dyn std::io::Read + 'static>, DataError> + 'f {
+    move |e| {
+        *calls += 1;
+        let bytes = files.get(e.path.as_str()).cloned().unwrap_or_default();
+        Ok(Box::new(std::io::Cursor::new(bytes)))
+    }
+}
+
+/// Every name in the cache directory (entries, staging and trash).
+fn names(cache: &LayerCache) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(cache.dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn one_layer() -> (
+    tempfile::TempDir,
+    LayerCache,
+    Toc,
+    Layer,
+    HashMap<String, Vec<u8>>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = LayerCache::new(dir.path().join("layers")).unwrap();
+    let (toc, files) = toc_of(b"#!/bin/sh\necho built\n", b"0123456789");
+    let l = layer(Digest::of(b"blob"), &toc.to_canonical(), &toc);
+    (dir, cache, toc, l, files)
+}
+
+#[test]
+fn a_tree_built_from_sound_sources_is_sealed_and_then_a_hit() {
+    let (_d, cache, toc, l, files) = one_layer();
+    let mut calls = 0;
+    let (tree, outcome) = cache
+        .build(&l, &toc, &mut source_of(&files, &mut calls))
+        .unwrap();
+    assert_eq!(outcome, super::CacheOutcome::Unpacked);
+    assert_eq!(calls, 2, "one call per regular file");
+    assert_eq!(tree, cache.entry(&l).join("tree"));
+    assert_eq!(cache.sealed(&l), Ok(()));
+    assert!(verify::by_content(&tree, &toc).is_some());
+    assert!(cache.disk_usage(&l).is_some());
+    assert_eq!(names(&cache), [l.digest.hex()], "no staging left");
+    // Sealed: nothing is asked for.
+    let mut calls = 0;
+    let again = cache.build(&l, &toc, &mut source_of(&files, &mut calls));
+    assert_eq!(again.unwrap().1, super::CacheOutcome::Hit);
+    assert_eq!(calls, 0);
+    // A lost stamp over the intact tree: checked in full, sealed again, still nothing asked.
+    fs::remove_file(cache.entry(&l).join(seal::STAMP)).unwrap();
+    let again = cache.build(&l, &toc, &mut source_of(&files, &mut calls));
+    assert_eq!(again.unwrap().1, super::CacheOutcome::Hit);
+    assert_eq!((calls, cache.sealed(&l)), (0, Ok(())));
+    // A damaged tree under a lost stamp: replaced.
+    fs::remove_file(cache.entry(&l).join(seal::STAMP)).unwrap();
+    fs::write(tree.join("usr/data"), b"9876543210").unwrap();
+    let again = cache.build(&l, &toc, &mut source_of(&files, &mut calls));
+    assert_eq!(again.unwrap().1, super::CacheOutcome::Repaired);
+    assert_eq!(fs::read(tree.join("usr/data")).unwrap(), b"0123456789");
+    assert_eq!(cache.sealed(&l), Ok(()));
+}
+
+#[test]
+fn a_source_that_is_not_the_tocs_file_is_refused_and_leaves_nothing() {
+    let cases: &[(&str, &[u8], u64)] = &[
+        ("one byte changed", b"0123456780", 10),
+        ("one byte short", b"012345678", 9),
+        ("one byte more", b"01234567890", 11),
+        ("far more", &[b'x'; 100_000], 11),
+        ("empty", b"", 0),
+    ];
+    for (what, bytes, got) in cases {
+        let (_d, cache, toc, l, mut files) = one_layer();
+        files.insert("usr/data".into(), bytes.to_vec());
+        let mut calls = 0;
+        let r = cache.build(&l, &toc, &mut source_of(&files, &mut calls));
+        match r {
+            Err(DataError::Content(m)) => {
+                assert_eq!(m.path, "/usr/data", "{what}");
+                assert_eq!((m.expected_size, m.actual_size), (10, *got), "{what}");
+                assert_ne!(m.actual, m.expected, "{what}");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+        assert!(names(&cache).is_empty(), "{what}: {:?}", names(&cache));
+        assert!(cache.sealed(&l).is_err());
+    }
+}
+
+#[test]
+fn a_failing_source_or_a_foreign_toc_leaves_nothing() {
+    struct Failing;
+    impl std::io::Read for Failing {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no byte"))
+        }
+    }
+    let (_d, cache, toc, l, _) = one_layer();
+    let r = cache.build(&l, &toc, &mut |_| Ok(Box::new(Failing)));
+    match r {
+        Err(DataError::Source { path, source, .. }) => {
+            assert_eq!(path, "/usr/bin/run.sh");
+            assert_eq!(source.kind(), std::io::ErrorKind::TimedOut);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(names(&cache).is_empty(), "{:?}", names(&cache));
+    // The caller's own error comes back as it was.
+    let r = cache.build(&l, &toc, &mut |e| {
+        Err(DataError::NotAnEntry {
+            path: e.path.to_absolute(),
+        })
+    });
+    assert!(matches!(r, Err(DataError::NotAnEntry { .. })), "{r:?}");
+    assert!(names(&cache).is_empty());
+    // A TOC whose entry count or size is not the manifest's is refused before anything.
+    let (other, files) = toc_of(b"#!/bin/sh\n", b"0123456789");
+    let mut calls = 0;
+    let r = cache.build(&l, &other, &mut source_of(&files, &mut calls));
+    assert!(matches!(r, Err(DataError::NotTheToc { .. })), "{r:?}");
+    assert_eq!(calls, 0);
+    let mut invalid = toc.clone();
+    invalid.entries.swap(0, 1);
+    let r = cache.build(&l, &invalid, &mut source_of(&files, &mut calls));
+    assert!(matches!(r, Err(DataError::NotTheToc { .. })), "{r:?}");
+    assert!(names(&cache).is_empty());
+}
+
+#[test]
+fn a_tree_built_for_another_toc_of_the_same_digest_is_replaced() {
+    // The entry holds T''s tree; a build for the manifest pairing the digest with T checks it
+    // in full (its stamp is another TOC's), finds other contents and builds T's tree.
+    let p = pair();
+    let (_, built_files) = toc_of(b"#!/bin/sh\necho good\n", b"0123456789");
+    let mut calls = 0;
+    let (_, first) = p
+        .cache
+        .build(
+            &p.built.1,
+            &p.built.0,
+            &mut source_of(&built_files, &mut calls),
+        )
+        .unwrap();
+    assert_eq!(first, super::CacheOutcome::Unpacked);
+    let (tree, second) = p
+        .cache
+        .build(
+            &p.other.1,
+            &p.other.0,
+            &mut source_of(&p.other_files, &mut calls),
+        )
+        .unwrap();
+    assert_eq!(second, super::CacheOutcome::Repaired);
+    assert_eq!(fs::read(tree.join("usr/data")).unwrap(), b"9876543210");
+    assert_eq!(p.cache.sealed(&p.other.1), Ok(()));
+    assert_eq!(p.cache.sealed(&p.built.1), Err(Broken::Toc));
+}
