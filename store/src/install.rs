@@ -1,7 +1,8 @@
 //! `install` and `uninstall`, crash-safe and serialized by the store lock.
 //!
-//! Install order: verify every byte of the bundle; unpack its layers into `layers/` (each
-//! staged and renamed); write the release (staged, synced, renamed into
+//! Install order: verify every byte of the bundle (a layer whose tree the store has sealed
+//! for the manifest's layer and TOC digests is not read: a bundle file may have a hole in its
+//! place); unpack its layers into `layers/` (each staged and renamed); write the release (staged, synced, renamed into
 //! `releases/<manifest-digest>`); switch `previous`, then `current` (rename of a symlink);
 //! export the desktop files; collect garbage. A kill at any point leaves the old state or the
 //! new one: `recover` (run first by every command that changes the store, and by the others
@@ -21,7 +22,7 @@ use userdata::Publisher;
 use crate::error::{io, StoreError};
 use crate::export;
 use crate::layout::{switch_link, write_atomic, Layout};
-use crate::recover::{begin_change, gc, mark_clean};
+use crate::recover::{begin_change, begin_change_keeping, gc, mark_clean};
 use crate::release::Release;
 
 /// Options for `install`.
@@ -68,23 +69,16 @@ pub fn install(
         source,
     };
     let bundle = Bundle::open(path).map_err(bundle_err)?;
-    // Every byte is checked: the fixed parts, TOCs and report here; each layer while it is
-    // unpacked below (or, when the store has it already, by its digest).
+    // Every byte that is used is checked: the fixed parts, TOCs and report here; each layer
+    // by its digest below and again while it is unpacked, unless the store has its tree.
     let (signed, tocs) = bundle
         .verify_all_but_layers(opts.trusted.as_ref())
         .map_err(bundle_err)?;
     let publisher = Publisher::of_bundle(&bundle, &signed).unwrap_or(Publisher::Local);
-    // Every layer blob matches its digest before the store is touched (hashing is cheap next
-    // to decompressing); its contents are checked while it is unpacked.
-    for l in &bundle.manifest().layers {
-        let blob = bundle_format::BlobRef {
-            digest: l.digest,
-            size: l.size,
-        };
-        bundle
-            .check_blob(&blob, &format!("layer {}", l.role.as_str()))
-            .map_err(bundle_err)?;
-    }
+    check_layer_blobs(layout, &bundle).map_err(|e| match e {
+        Checked::Bundle(e) => bundle_err(e),
+        Checked::Store(e) => e,
+    })?;
     let m = bundle.manifest().clone();
     if m.arch != std::env::consts::ARCH {
         return Err(StoreError::Invalid(format!(
@@ -121,7 +115,10 @@ pub fn install(
         return Err(StoreError::Cancelled);
     }
     let _lock = layout.lock()?;
-    begin_change(layout, &opts.exe)?;
+    // The bundle's layers that the store has (built there for this install, perhaps, and not
+    // yet referenced by any release) survive the recovery's garbage collection.
+    let layers: Vec<bundle_format::Digest> = m.layers.iter().map(|l| l.digest).collect();
+    begin_change_keeping(layout, &opts.exe, &layers)?;
 
     let cache = LayerCache::new(layout.layers())?;
     // Layers unpack in parallel; each is staged and renamed on its own.
@@ -223,6 +220,41 @@ pub fn install(
         exports,
         warnings,
     })
+}
+
+/// Why [`check_layer_blobs`] failed: the bundle, or the store.
+enum Checked {
+    Bundle(bundle_format::Error),
+    Store(StoreError),
+}
+
+/// Every layer blob the install needs matches its digest before the store is touched
+/// (hashing is cheap next to decompressing); its contents are checked while it is unpacked.
+/// A layer whose tree the store already has, sealed for this very pair of layer digest and
+/// TOC digest (the seal names both), is not read from the bundle at all: its tree is what the
+/// manifest describes, whatever the bundle holds in its place (a repository update assembles
+/// bundle files with holes where such layers' blobs would be). Should that seal stop holding
+/// before the layer is used, it is unpacked from the bundle, which checks the blob first.
+fn check_layer_blobs(layout: &Layout, bundle: &Bundle) -> Result<(), Checked> {
+    let layers = &bundle.manifest().layers;
+    // A store that does not exist yet is not created before the user agreed.
+    let cache = match layout.layers().is_dir() {
+        true => Some(LayerCache::new(layout.layers()).map_err(|e| Checked::Store(e.into()))?),
+        false => None,
+    };
+    for l in layers {
+        if cache.as_ref().is_some_and(|c| c.sealed(l).is_ok()) {
+            continue;
+        }
+        let blob = bundle_format::BlobRef {
+            digest: l.digest,
+            size: l.size,
+        };
+        bundle
+            .check_blob(&blob, &format!("layer {}", l.role.as_str()))
+            .map_err(Checked::Bundle)?;
+    }
+    Ok(())
 }
 
 /// The file naming a release switch in progress, in the app's directory.
