@@ -183,18 +183,7 @@ pub fn install(
     let rel_target = Path::new("releases").join(digest.hex());
     let unchanged = old.as_deref() == Some(rel_target.as_path());
     if !unchanged {
-        // The two links change together: the intent is written first (atomically), then
-        // applied; a killed switch is finished by `recover`.
-        let intent = Switch {
-            current: rel_target.clone(),
-            previous: old.clone(),
-        };
-        write_atomic(
-            &app.join(SWITCH),
-            &serde_json::to_vec(&intent).expect("serializes"),
-            0o600,
-        )?;
-        finish_switch(&app)?;
+        switch(&app, &rel_target, old.as_deref())?;
     }
     let rel = Release::current(layout, &m.id)?;
     // What the user agreed to here holds for bundle files of the same identity too.
@@ -265,6 +254,27 @@ pub(crate) const SWITCH: &str = "switch.json";
 struct Switch {
     current: PathBuf,
     previous: Option<PathBuf>,
+}
+
+/// Points `app`'s `current` at `current` and its `previous` at `previous` (relative link
+/// targets), together: the intent is written first (atomically), then applied; a killed
+/// switch is finished by `recover`.
+pub(crate) fn switch(
+    app: &Path,
+    current: &Path,
+    previous: Option<&Path>,
+) -> Result<(), StoreError> {
+    let intent = Switch {
+        current: current.to_path_buf(),
+        previous: previous.map(Path::to_path_buf),
+    };
+    write_atomic(
+        &app.join(SWITCH),
+        &serde_json::to_vec(&intent).expect("serializes"),
+        0o600,
+    )?;
+    finish_switch(app)?;
+    Ok(())
 }
 
 /// Applies a pending switch of `app` (idempotent), then drops its intent file. Returns

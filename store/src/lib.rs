@@ -1,5 +1,6 @@
 //! Capsa's per-user app store: `install` keeps apps in `$XDG_DATA_HOME/capsa` with layers
-//! shared by digest and immutable releases switched atomically; it exports desktop entries,
+//! shared by digest and immutable releases switched atomically (`rollback` switches back to
+//! the previous one); it exports desktop entries,
 //! icons and MIME types so the desktop opens files in the sandboxed app; every command is
 //! serialized by a file lock and starts by recovering from whatever a killed command left.
 //! No unsafe code.
@@ -14,6 +15,7 @@ pub mod layout;
 pub mod overrides;
 pub mod recover;
 pub mod release;
+pub mod rollback;
 pub mod state;
 
 use std::fs;
@@ -25,6 +27,7 @@ pub use error::StoreError;
 pub use install::{install, uninstall, Asking, InstallOptions, Installed};
 pub use layout::Layout;
 pub use release::Release;
+pub use rollback::{rollback, Rolled};
 
 /// One line of `capsa list`.
 #[derive(Debug, Clone, Serialize)]

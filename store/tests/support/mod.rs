@@ -95,7 +95,8 @@ pub fn layer(
     }
 }
 
-/// An unsigned bundle of app `id` at `version` with `layers`, written to `out`.
+/// An unsigned bundle of app `id` at `version` with `layers`, written to `out`. Its desktop
+/// entry's comment is `release <version>`, so the exports show which release is current.
 pub fn bundle(out: &Path, id: &str, version: &str, layers: &[&Built]) -> PathBuf {
     let m = bundle_format::Manifest {
         schema: manifest::SCHEMA,
@@ -108,7 +109,10 @@ pub fn bundle(out: &Path, id: &str, version: &str, layers: &[&Built]) -> PathBuf
         env: Default::default(),
         workdir: None,
         permissions: Default::default(),
-        desktop: None,
+        desktop: Some(bundle_format::Desktop {
+            comment: Some(format!("release {version}")),
+            ..Default::default()
+        }),
         requires: Default::default(),
         layers: layers.iter().map(|b| b.layer.clone()).collect(),
         report: None,
@@ -229,6 +233,12 @@ impl Store {
             exe: self.exe(),
         };
         store::install(&self.layout, bundle, &opts, &mut |_| true)
+    }
+
+    /// The app's exported desktop entry.
+    pub fn desktop_entry(&self, id: &str) -> String {
+        let data = self.layout.root.parent().unwrap();
+        fs::read_to_string(data.join(format!("applications/{id}.desktop"))).unwrap()
     }
 
     /// The version of the app's release behind the link `name` (`current` or `previous`).
