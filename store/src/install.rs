@@ -2,9 +2,9 @@
 //!
 //! Install order: verify every byte of the bundle (a layer whose tree the store has sealed
 //! for the manifest's layer and TOC digests is not read: a bundle file may have a hole in its
-//! place); unpack its layers into `layers/` (each staged and renamed); write the release (staged, synced, renamed into
-//! `releases/<manifest-digest>`); switch `previous`, then `current` (rename of a symlink);
-//! export the desktop files; collect garbage. A kill at any point leaves the old state or the
+//! place); unpack its layers into `layers/` (each staged and renamed); write the release
+//! (staged, synced, renamed into `releases/<manifest-digest>`); switch `previous`, then
+//! `current` (rename of a symlink); export the desktop files; collect garbage. A kill at any point leaves the old state or the
 //! new one: `recover` (run first by every command that changes the store, and by the others
 //! when the store is not marked clean) removes staging leftovers and unreferenced layers,
 //! drops apps that never got a `current`, and re-syncs exports.
