@@ -5,7 +5,9 @@
 //! the full check, without unpacking; a lost stamp plus an edited file, or an entry removed at
 //! a tree's top, is caught and replaced; an installed layer whose seal and contents are damaged
 //! is refused naming it, and listing or starting an installed app reads no TOC; a killed unpack
-//! never leaves a seal on a partial tree.
+//! never leaves a seal on a partial tree. A layer built from loose files (`LayerCache::build`,
+//! what a repository update does) is checked file by file against its real TOC and sealed; one
+//! wrong byte refuses it and leaves nothing.
 
 mod common;
 
@@ -236,8 +238,8 @@ fn a_lost_stamp_over_an_intact_tree_is_resealed_without_unpacking() {
     );
     for (s, old) in stamps.iter().zip(&before) {
         let new = fs::read_to_string(s).unwrap_or_else(|_| panic!("{} not resealed", s.display()));
-        // The same layer, entries and directories; the tree's ctime as it is now.
-        let head = |t: &str| t.lines().take(4).collect::<Vec<_>>().join("\n");
+        // The same layer, TOC, entries and directories; the tree's ctime as it is now.
+        let head = |t: &str| t.lines().take(5).collect::<Vec<_>>().join("\n");
         assert_eq!(head(&new), head(old), "{}", s.display());
     }
     assert_cached(&hello_ok(&iso, bundle), "after resealing");
@@ -411,4 +413,75 @@ fn a_killed_unpack_never_leaves_a_seal_on_a_partial_tree() {
         assert!(o.status.success(), "delay {delay} ms: {}", text(&o));
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ok");
     }
+}
+
+/// A source over the files of an extracted bundle, with one byte of `evil` (if any) flipped.
+fn loose_files<'a>(
+    root: &'a Path,
+    evil: Option<&'a str>,
+) -> impl FnMut(
+    &bundle_format::TocEntry,
+) -> Result<Box<dyn std::io::Read + 'static>, userdata::DataError>
+       + 'a {
+    move |e| {
+        let mut bytes = fs::read(e.path.under(root)).unwrap();
+        if evil == Some(e.path.as_str()) {
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 1;
+        }
+        Ok(Box::new(std::io::Cursor::new(bytes)))
+    }
+}
+
+#[test]
+fn a_layer_built_from_loose_files_is_checked_against_its_toc_and_sealed() {
+    use userdata::cache::{CacheOutcome, LayerCache};
+    let bundle = hello_bundle();
+    let files = extract(bundle, "loose-files");
+    let b = bundle_format::Bundle::open(bundle).unwrap();
+    let tocs = b.tocs().unwrap();
+    let layers = &b.manifest().layers;
+    let dir = tempfile::tempdir().unwrap();
+
+    // One wrong byte in the app's binary: refused naming the file, and nothing is left.
+    let (app, app_toc) = layers
+        .iter()
+        .zip(&tocs)
+        .find(|(_, t)| t.entries.iter().any(|e| e.path.as_str() == HELLO_BIN))
+        .unwrap();
+    let evil = LayerCache::new(dir.path().join("evil")).unwrap();
+    let r = evil.build(app, app_toc, &mut loose_files(&files, Some(HELLO_BIN)));
+    match r {
+        Err(userdata::DataError::Content(m)) => assert_eq!(m.path, format!("/{HELLO_BIN}")),
+        other => panic!("one wrong byte was not refused: {other:?}"),
+    }
+    let left: Vec<_> = fs::read_dir(evil.dir()).unwrap().flatten().collect();
+    assert!(left.is_empty(), "a refused build left {left:?}");
+    assert!(evil.sealed(app).is_err());
+
+    // From the sound files: every layer built, its seal holding, the tree as the TOC says.
+    let cache = LayerCache::new(dir.path().join("layers")).unwrap();
+    for (layer, toc) in layers.iter().zip(&tocs) {
+        let (tree, outcome) = cache
+            .build(layer, toc, &mut loose_files(&files, None))
+            .unwrap();
+        assert_eq!(outcome, CacheOutcome::Unpacked, "{}", layer.role.as_str());
+        assert_eq!(cache.sealed(layer), Ok(()));
+        assert!(userdata::cache::verify::by_content(&tree, toc).is_some());
+        let stamp = fs::read_to_string(tree.with_file_name("sealed")).unwrap();
+        assert!(
+            stamp.contains(&format!("\ntoc {}\n", layer.toc.digest)),
+            "{stamp}"
+        );
+    }
+    // They are what unpacking the bundle gives: every layer a hit, nothing unpacked.
+    let hits = cache
+        .ensure_all(
+            &b,
+            || -> Result<&[bundle_format::Toc], userdata::DataError> {
+                panic!("the TOCs were asked for although every seal holds")
+            },
+        )
+        .unwrap();
+    assert!(hits.iter().all(|(_, o)| *o == CacheOutcome::Hit));
 }

@@ -33,6 +33,8 @@ pub enum StoreError {
     },
     #[error("{0} is not installed")]
     NotInstalled(String),
+    #[error("{0} has no previous release to roll back to (it was installed only once, or its previous release is gone)")]
+    NoPrevious(String),
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]

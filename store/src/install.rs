@@ -1,9 +1,10 @@
 //! `install` and `uninstall`, crash-safe and serialized by the store lock.
 //!
-//! Install order: verify every byte of the bundle; unpack its layers into `layers/` (each
-//! staged and renamed); write the release (staged, synced, renamed into
-//! `releases/<manifest-digest>`); switch `previous`, then `current` (rename of a symlink);
-//! export the desktop files; collect garbage. A kill at any point leaves the old state or the
+//! Install order: verify every byte of the bundle (a layer whose tree the store has sealed
+//! for the manifest's layer and TOC digests is not read: a bundle file may have a hole in its
+//! place); unpack its layers into `layers/` (each staged and renamed); write the release
+//! (staged, synced, renamed into `releases/<manifest-digest>`); switch `previous`, then
+//! `current` (rename of a symlink); export the desktop files; collect garbage. A kill at any point leaves the old state or the
 //! new one: `recover` (run first by every command that changes the store, and by the others
 //! when the store is not marked clean) removes staging leftovers and unreferenced layers,
 //! drops apps that never got a `current`, and re-syncs exports.
@@ -21,7 +22,7 @@ use userdata::Publisher;
 use crate::error::{io, StoreError};
 use crate::export;
 use crate::layout::{switch_link, write_atomic, Layout};
-use crate::recover::{begin_change, gc, mark_clean};
+use crate::recover::{begin_change, begin_change_keeping, gc, mark_clean};
 use crate::release::Release;
 
 /// Options for `install`.
@@ -68,23 +69,16 @@ pub fn install(
         source,
     };
     let bundle = Bundle::open(path).map_err(bundle_err)?;
-    // Every byte is checked: the fixed parts, TOCs and report here; each layer while it is
-    // unpacked below (or, when the store has it already, by its digest).
+    // Every byte that is used is checked: the fixed parts, TOCs and report here; each layer
+    // by its digest below and again while it is unpacked, unless the store has its tree.
     let (signed, tocs) = bundle
         .verify_all_but_layers(opts.trusted.as_ref())
         .map_err(bundle_err)?;
     let publisher = Publisher::of_bundle(&bundle, &signed).unwrap_or(Publisher::Local);
-    // Every layer blob matches its digest before the store is touched (hashing is cheap next
-    // to decompressing); its contents are checked while it is unpacked.
-    for l in &bundle.manifest().layers {
-        let blob = bundle_format::BlobRef {
-            digest: l.digest,
-            size: l.size,
-        };
-        bundle
-            .check_blob(&blob, &format!("layer {}", l.role.as_str()))
-            .map_err(bundle_err)?;
-    }
+    check_layer_blobs(layout, &bundle).map_err(|e| match e {
+        Checked::Bundle(e) => bundle_err(e),
+        Checked::Store(e) => e,
+    })?;
     let m = bundle.manifest().clone();
     if m.arch != std::env::consts::ARCH {
         return Err(StoreError::Invalid(format!(
@@ -121,7 +115,10 @@ pub fn install(
         return Err(StoreError::Cancelled);
     }
     let _lock = layout.lock()?;
-    begin_change(layout, &opts.exe)?;
+    // The bundle's layers that the store has (built there for this install, perhaps, and not
+    // yet referenced by any release) survive the recovery's garbage collection.
+    let layers: Vec<bundle_format::Digest> = m.layers.iter().map(|l| l.digest).collect();
+    begin_change_keeping(layout, &opts.exe, &layers)?;
 
     let cache = LayerCache::new(layout.layers())?;
     // Layers unpack in parallel; each is staged and renamed on its own.
@@ -186,18 +183,7 @@ pub fn install(
     let rel_target = Path::new("releases").join(digest.hex());
     let unchanged = old.as_deref() == Some(rel_target.as_path());
     if !unchanged {
-        // The two links change together: the intent is written first (atomically), then
-        // applied; a killed switch is finished by `recover`.
-        let intent = Switch {
-            current: rel_target.clone(),
-            previous: old.clone(),
-        };
-        write_atomic(
-            &app.join(SWITCH),
-            &serde_json::to_vec(&intent).expect("serializes"),
-            0o600,
-        )?;
-        finish_switch(&app)?;
+        switch(&app, &rel_target, old.as_deref())?;
     }
     let rel = Release::current(layout, &m.id)?;
     // What the user agreed to here holds for bundle files of the same identity too.
@@ -225,6 +211,41 @@ pub fn install(
     })
 }
 
+/// Why [`check_layer_blobs`] failed: the bundle, or the store.
+enum Checked {
+    Bundle(bundle_format::Error),
+    Store(StoreError),
+}
+
+/// Every layer blob the install needs matches its digest before the store is touched
+/// (hashing is cheap next to decompressing); its contents are checked while it is unpacked.
+/// A layer whose tree the store already has, sealed for this very pair of layer digest and
+/// TOC digest (the seal names both), is not read from the bundle at all: its tree is what the
+/// manifest describes, whatever the bundle holds in its place (a repository update assembles
+/// bundle files with holes where such layers' blobs would be). Should that seal stop holding
+/// before the layer is used, it is unpacked from the bundle, which checks the blob first.
+fn check_layer_blobs(layout: &Layout, bundle: &Bundle) -> Result<(), Checked> {
+    let layers = &bundle.manifest().layers;
+    // A store that does not exist yet is not created before the user agreed.
+    let cache = match layout.layers().is_dir() {
+        true => Some(LayerCache::new(layout.layers()).map_err(|e| Checked::Store(e.into()))?),
+        false => None,
+    };
+    for l in layers {
+        if cache.as_ref().is_some_and(|c| c.sealed(l).is_ok()) {
+            continue;
+        }
+        let blob = bundle_format::BlobRef {
+            digest: l.digest,
+            size: l.size,
+        };
+        bundle
+            .check_blob(&blob, &format!("layer {}", l.role.as_str()))
+            .map_err(Checked::Bundle)?;
+    }
+    Ok(())
+}
+
 /// The file naming a release switch in progress, in the app's directory.
 pub(crate) const SWITCH: &str = "switch.json";
 
@@ -233,6 +254,27 @@ pub(crate) const SWITCH: &str = "switch.json";
 struct Switch {
     current: PathBuf,
     previous: Option<PathBuf>,
+}
+
+/// Points `app`'s `current` at `current` and its `previous` at `previous` (relative link
+/// targets), together: the intent is written first (atomically), then applied; a killed
+/// switch is finished by `recover`.
+pub(crate) fn switch(
+    app: &Path,
+    current: &Path,
+    previous: Option<&Path>,
+) -> Result<(), StoreError> {
+    let intent = Switch {
+        current: current.to_path_buf(),
+        previous: previous.map(Path::to_path_buf),
+    };
+    write_atomic(
+        &app.join(SWITCH),
+        &serde_json::to_vec(&intent).expect("serializes"),
+        0o600,
+    )?;
+    finish_switch(app)?;
+    Ok(())
 }
 
 /// Applies a pending switch of `app` (idempotent), then drops its intent file. Returns

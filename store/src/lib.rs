@@ -1,8 +1,9 @@
 //! Capsa's per-user app store: `install` keeps apps in `$XDG_DATA_HOME/capsa` with layers
-//! shared by digest and immutable releases switched atomically; it exports desktop entries,
-//! icons and MIME types so the desktop opens files in the sandboxed app; every command is
-//! serialized by a file lock and starts by recovering from whatever a killed command left.
-//! No unsafe code.
+//! shared by digest and immutable releases switched atomically (`rollback` switches back to
+//! the previous one); it exports desktop entries, icons and MIME types so the desktop opens
+//! files in the sandboxed app; every command is serialized by a file lock and starts by
+//! recovering from whatever a killed command left. `local_files` tells a repository update
+//! which file contents the store has already. No unsafe code.
 
 #![forbid(unsafe_code)]
 
@@ -11,9 +12,11 @@ pub mod error;
 pub mod export;
 pub mod install;
 pub mod layout;
+pub mod local;
 pub mod overrides;
 pub mod recover;
 pub mod release;
+pub mod rollback;
 pub mod state;
 
 use std::fs;
@@ -24,7 +27,9 @@ use serde::Serialize;
 pub use error::StoreError;
 pub use install::{install, uninstall, Asking, InstallOptions, Installed};
 pub use layout::Layout;
+pub use local::{local_files, open_local_file};
 pub use release::Release;
+pub use rollback::{rollback, Rolled};
 
 /// One line of `capsa list`.
 #[derive(Debug, Clone, Serialize)]

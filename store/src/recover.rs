@@ -7,10 +7,19 @@
 //! and writes it again only when it succeeded; a reading command (`list`, `info`) runs the
 //! whole recovery only when the store is not clean, so with a hundred apps it visits none of
 //! them. A missing `clean` only ever costs one recovery.
+//!
+//! Garbage collection deletes every layer no kept release references, except those an
+//! install about to use them names ([`begin_change_keeping`]): a repository update builds the
+//! trees of new layers in the store before it installs the bundle file that needs them (which
+//! has holes in their place). A command that runs between the two collects those trees; the
+//! install then refuses the bundle (a digest mismatch of the hole), and the update can build
+//! them again.
 
 use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
+
+use bundle_format::Digest;
 
 use crate::error::{io, StoreError};
 use crate::export;
@@ -72,6 +81,17 @@ pub fn mark_clean(layout: &Layout) -> Result<(), StoreError> {
 
 /// For a command about to change the store: not clean from now on (durably), then recovered.
 pub fn begin_change(layout: &Layout, exe: &Path) -> Result<(), StoreError> {
+    begin_change_keeping(layout, exe, &[])
+}
+
+/// [`begin_change`] for a command about to use the layers `keep` (an install of a bundle
+/// whose layer trees were built in the store beforehand): the recovery's garbage collection
+/// leaves them, referenced or not.
+pub fn begin_change_keeping(
+    layout: &Layout,
+    exe: &Path,
+    keep: &[Digest],
+) -> Result<(), StoreError> {
     layout.create()?;
     let p = layout.root.join(CLEAN);
     match fs::remove_file(&p) {
@@ -81,7 +101,7 @@ pub fn begin_change(layout: &Layout, exe: &Path) -> Result<(), StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(&p)(e)),
     }
-    recover(layout, exe)
+    recover_keeping(layout, exe, keep)
 }
 
 /// For a command that only reads: the whole recovery only when the store is not clean.
@@ -95,6 +115,11 @@ pub fn recover_if_unclean(layout: &Layout, exe: &Path) -> Result<(), StoreError>
 
 /// Brings the store back to a consistent state.
 pub fn recover(layout: &Layout, exe: &Path) -> Result<(), StoreError> {
+    recover_keeping(layout, exe, &[])
+}
+
+/// [`recover`], its garbage collection leaving the layers `keep`.
+fn recover_keeping(layout: &Layout, exe: &Path, keep: &[Digest]) -> Result<(), StoreError> {
     layout.create()?;
     remove_leftovers(&layout.layers())?;
     remove_leftovers(&layout.apps())?;
@@ -135,12 +160,17 @@ pub fn recover(layout: &Layout, exe: &Path) -> Result<(), StoreError> {
             export::sync_app(layout, &rel, exe)?;
         }
     }
-    gc(layout)
+    gc_keeping(layout, keep)
 }
 
 /// Deletes releases other than `current` and `previous`, and layers no release references.
 pub fn gc(layout: &Layout) -> Result<(), StoreError> {
-    let mut used: HashSet<String> = HashSet::new();
+    gc_keeping(layout, &[])
+}
+
+/// [`gc`], leaving the layers `keep` too.
+fn gc_keeping(layout: &Layout, keep: &[Digest]) -> Result<(), StoreError> {
+    let mut used: HashSet<String> = keep.iter().map(Digest::hex).collect();
     for id in layout.installed()? {
         let app = layout.app(&id);
         let keep: Vec<_> = ["current", "previous"]

@@ -41,6 +41,33 @@ pub enum DataError {
     Changing { path: PathBuf },
     #[error("cannot read {path}: {why}")]
     Record { path: PathBuf, why: String },
+    /// A regular file given to `LayerCache::build` is not the file its TOC entry describes.
+    #[error(transparent)]
+    Content(Box<ContentMismatch>),
+    /// Reading a regular file's content from its source failed while building a layer.
+    #[error("cannot read the content of {path} for layer {layer}: try again")]
+    Source {
+        layer: String,
+        path: String,
+        source: std::io::Error,
+    },
+    /// `LayerCache::build` was given a TOC that is not the layer's (or not valid).
+    #[error("the table of contents given for layer {layer} is not the manifest's: {problem}")]
+    NotTheToc { layer: String, problem: String },
+}
+
+/// What [`DataError::Content`] found: a file built into a layer's tree whose size or sha256
+/// is not its TOC entry's. `actual_size` counts at most one byte past `expected_size` (no
+/// more is read from a source).
+#[derive(Debug, thiserror::Error)]
+#[error("the content of {path} for layer {layer} does not match its table of contents ({expected_size} bytes with {expected}; its source gave {actual_size} bytes with {actual}): that file's source is damaged or is another file; fetch it again")]
+pub struct ContentMismatch {
+    pub layer: String,
+    pub path: String,
+    pub expected: bundle_format::Digest,
+    pub expected_size: u64,
+    pub actual: bundle_format::Digest,
+    pub actual_size: u64,
 }
 
 pub(crate) fn prep(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {

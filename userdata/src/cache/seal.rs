@@ -2,16 +2,22 @@
 //! entry's tree was unpacked, or fully checked again, and found to match its table of contents.
 //! A start then checks the stamp and the tree's top directory only, never every entry.
 //!
-//! The stamp is ASCII text of exactly these six lines, in this order, each ending in `\n`:
+//! The stamp is ASCII text of exactly these seven lines, in this order, each ending in `\n`:
 //!
 //! ```text
-//! capsa-layer-seal 1
+//! capsa-layer-seal 2
 //! digest sha256:<64 lowercase hex digits>
+//! toc sha256:<64 lowercase hex digits>
 //! entries <number of TOC entries>
 //! entry <st_dev> <st_ino>
 //! tree <st_dev> <st_ino> <ctime seconds> <ctime nanoseconds>
 //! max-ctime <seconds> <nanoseconds>
 //! ```
+//!
+//! `toc` is the digest of the TOC blob the tree was checked against (the manifest's
+//! `layers[i].toc.digest`): the entry is named by the layer's digest only, and a tree built
+//! from loose files (`LayerCache::build`) was never checked against that layer's blob,
+//! so a seal vouches for the pair. A version 1 stamp, which names no TOC, is no seal.
 //!
 //! `entry` is the entry directory's identity and `tree` the tree directory's identity and inode
 //! change time, both taken after unpacking (the entry directory keeps its inode when it is
@@ -22,9 +28,10 @@
 //! Invariants: the stamp is read relative to the entry directory's `O_PATH` fd (the directory
 //! is opened once, without following a symlink), as a regular file, at most [`MAX_STAMP`] bytes;
 //! decoding accepts only the exact form above and never panics, whatever the bytes. A seal
-//! holds only when it names the layer's digest and entry count and both directories still have
-//! the recorded identity and the tree the recorded ctime (which any entry added, removed or
-//! renamed at the tree's top, or any change of the tree directory itself, moves forward).
+//! holds only when it names the layer's digest, its TOC's digest and its entry count and both
+//! directories still have the recorded identity and the tree the recorded ctime (which any
+//! entry added, removed or renamed at the tree's top, or any change of the tree directory
+//! itself, moves forward).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -41,7 +48,7 @@ pub const STAMP: &str = "sealed";
 /// Most bytes read from a stamp (a real one is under 300).
 pub const MAX_STAMP: u64 = 4096;
 const MAGIC: &str = "capsa-layer-seal";
-const VERSION: &str = "1";
+const VERSION: &str = "2";
 
 /// An inode change time: seconds and nanoseconds.
 pub type Ctime = (i64, i64);
@@ -79,6 +86,8 @@ impl DirStat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seal {
     pub digest: Digest,
+    /// The digest of the TOC blob the tree was checked against.
+    pub toc: Digest,
     pub entries: u64,
     pub entry: Ident,
     pub tree: Ident,
@@ -91,7 +100,7 @@ pub struct Seal {
 pub enum BadStamp {
     /// Longer than [`MAX_STAMP`].
     TooLarge,
-    /// The first line is not `capsa-layer-seal 1`.
+    /// The first line is not `capsa-layer-seal 2` (a version 1 stamp names no TOC: no seal).
     Version,
     /// Line `n` (1-based) is missing, has another key or a malformed value, or there is more.
     Line(usize),
@@ -104,8 +113,10 @@ pub enum Broken {
     /// cannot be read.
     Unreadable,
     Malformed(BadStamp),
-    /// The stamp names another layer, or another entry count.
+    /// The stamp names another layer, another TOC (the tree was checked against another
+    /// table of contents, so it is no reference for this one), or another entry count.
     Digest,
+    Toc,
     Entries,
     /// The stamp is this layer's, but the entry directory or the tree is another inode (or the
     /// tree is missing or no directory), or the tree's ctime moved: its `max_ctime` is still
@@ -132,6 +143,7 @@ impl Seal {
     pub fn encode(&self) -> String {
         let mut s = format!("{MAGIC} {VERSION}\n");
         let _ = writeln!(s, "digest {}", self.digest);
+        let _ = writeln!(s, "toc {}", self.toc);
         let _ = writeln!(s, "entries {}", self.entries);
         let _ = writeln!(s, "entry {} {}", self.entry.dev, self.entry.ino);
         let _ = writeln!(
@@ -169,12 +181,13 @@ impl Seal {
             Ok(values)
         };
         let digest = field("digest", 1)?;
+        let toc = field("toc", 1)?;
         let entries = field("entries", 1)?;
         let entry = field("entry", 2)?;
         let tree = field("tree", 4)?;
         let max = field("max-ctime", 2)?;
         if lines.next().is_some() {
-            return Err(BadStamp::Line(7));
+            return Err(BadStamp::Line(8));
         }
         let bad = BadStamp::Line;
         let ident = |v: &[&str], l| -> Result<Ident, BadStamp> {
@@ -194,19 +207,21 @@ impl Seal {
         };
         Ok(Seal {
             digest: digest[0].parse().map_err(|_| bad(2))?,
-            entries: number(entries[0]).ok_or(bad(3))?,
-            entry: ident(&entry, 4)?,
-            tree: ident(&tree, 5)?,
-            tree_ctime: ctime(tree[2], tree[3], 5)?,
-            max_ctime: ctime(max[0], max[1], 6)?,
+            toc: toc[0].parse().map_err(|_| bad(3))?,
+            entries: number(entries[0]).ok_or(bad(4))?,
+            entry: ident(&entry, 5)?,
+            tree: ident(&tree, 6)?,
+            tree_ctime: ctime(tree[2], tree[3], 6)?,
+            max_ctime: ctime(max[0], max[1], 7)?,
         })
     }
 
-    /// Whether this seal still holds for the layer `digest` of `entries` entries, given what
-    /// the entry directory and its tree are now.
+    /// Whether this seal still holds for the layer `digest` with the TOC blob `toc` of
+    /// `entries` entries, given what the entry directory and its tree are now.
     pub fn check(
         &self,
         digest: &Digest,
+        toc: &Digest,
         entries: u64,
         entry: &DirStat,
         tree: Option<&DirStat>,
@@ -214,6 +229,9 @@ impl Seal {
         let max_ctime = self.max_ctime;
         if &self.digest != digest {
             return Err(Broken::Digest);
+        }
+        if &self.toc != toc {
+            return Err(Broken::Toc);
         }
         if self.entries != entries {
             return Err(Broken::Entries);
@@ -285,18 +303,26 @@ pub fn read(dir: &OwnedFd) -> Result<Seal, Broken> {
     Seal::decode(&bytes).map_err(Broken::Malformed)
 }
 
-/// Whether the seal of the entry `entry` holds for the layer `digest` of `entries` entries:
-/// one open, one stamp read, two `fstat`s.
-pub fn holds(entry: &Path, digest: &Digest, entries: u64) -> Result<(), Broken> {
+/// Whether the seal of the entry `entry` holds for the layer `digest` with the TOC blob
+/// `toc` (the manifest's `layers[i].toc.digest`) of `entries` entries: one open, one stamp
+/// read, two `fstat`s.
+pub fn holds(entry: &Path, digest: &Digest, toc: &Digest, entries: u64) -> Result<(), Broken> {
     let dir = open_entry(entry).map_err(|_| Broken::Unreadable)?;
     let seal = read(&dir)?;
     let (e, tree) = stat_entry(&dir).map_err(|_| Broken::Unreadable)?;
-    seal.check(digest, entries, &e, tree.as_ref())
+    seal.check(digest, toc, entries, &e, tree.as_ref())
 }
 
-/// The seal of the entry `entry` as its directories are now, and writes it there (to a
-/// temporary file renamed over the stamp, so a reader sees the old stamp or the new one).
-pub fn write(entry: &Path, digest: Digest, entries: u64, max_ctime: Ctime) -> io::Result<Seal> {
+/// The seal of the entry `entry` (the layer `digest`, checked against the TOC blob `toc`) as
+/// its directories are now, and writes it there (to a temporary file renamed over the stamp,
+/// so a reader sees the old stamp or the new one).
+pub fn write(
+    entry: &Path,
+    digest: Digest,
+    toc: Digest,
+    entries: u64,
+    max_ctime: Ctime,
+) -> io::Result<Seal> {
     let dir = open_entry(entry)?;
     let (e, tree) = stat_entry(&dir)?;
     let tree = tree
@@ -304,6 +330,7 @@ pub fn write(entry: &Path, digest: Digest, entries: u64, max_ctime: Ctime) -> io
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the tree is no directory"))?;
     let seal = Seal {
         digest,
+        toc,
         entries,
         entry: e.ident,
         tree: tree.ident,
@@ -326,6 +353,7 @@ mod tests {
     fn sample() -> Seal {
         Seal {
             digest: Digest::of(b"layer"),
+            toc: Digest::of(b"toc"),
             entries: 25_000,
             entry: Ident { dev: 2049, ino: 7 },
             tree: Ident {
@@ -349,7 +377,7 @@ mod tests {
     fn a_seal_round_trips_and_is_small() {
         let s = sample();
         let text = s.encode();
-        assert!(text.starts_with("capsa-layer-seal 1\n"), "{text}");
+        assert!(text.starts_with("capsa-layer-seal 2\n"), "{text}");
         assert!((text.len() as u64) < 400, "{text}");
         assert_eq!(Seal::decode(text.as_bytes()), Ok(s));
         let negative = Seal {
@@ -363,37 +391,62 @@ mod tests {
     fn anything_but_the_exact_form_is_refused() {
         let good = sample().encode();
         let edit = |from: &str, to: &str| good.replacen(from, to, 1);
+        let toc_line = format!("toc {}\n", Digest::of(b"toc"));
+        let toc_hex = Digest::of(b"toc").hex();
         let cases: Vec<(String, BadStamp)> = vec![
             (String::new(), BadStamp::Version),
             (good.trim_end().to_owned(), BadStamp::Version),
-            (edit("seal 1", "seal 2"), BadStamp::Version),
+            (edit("seal 2", "seal 1"), BadStamp::Version),
+            (edit("seal 2", "seal 3"), BadStamp::Version),
             (edit("digest sha256:", "digest md5:"), BadStamp::Line(2)),
-            (edit("entries 25000", "entries 025000"), BadStamp::Line(3)),
-            (edit("entries 25000", "entries -1"), BadStamp::Line(3)),
-            (edit("entries 25000", "entries  25000"), BadStamp::Line(3)),
+            (edit("toc sha256:", "toc md5:"), BadStamp::Line(3)),
+            (edit("toc sha256:", "toc  sha256:"), BadStamp::Line(3)),
+            (edit("toc sha256:", "tocs sha256:"), BadStamp::Line(3)),
+            (good.replace(&toc_line, ""), BadStamp::Line(3)),
             (
-                edit("entries 25000", "entries 99999999999999999999"),
+                good.replace(&toc_line, &toc_line.to_uppercase()),
                 BadStamp::Line(3),
             ),
-            (edit("entry 2049 7", "entry 2049"), BadStamp::Line(4)),
-            (edit("entry 2049 7", "entry 2049 7 8"), BadStamp::Line(4)),
-            (edit("999999999\n", "1000000000\n"), BadStamp::Line(5)),
-            (edit("999999999\n", "-1\n"), BadStamp::Line(5)),
-            (edit("tree 2049", "tree 0x801"), BadStamp::Line(5)),
+            (
+                good.replace(
+                    &toc_line,
+                    &toc_line.replace(&toc_hex, &toc_hex.to_uppercase()),
+                ),
+                BadStamp::Line(3),
+            ),
+            (
+                good.replace(&toc_line, &toc_line.replacen("sha256:", "sha256:0", 1)),
+                BadStamp::Line(3),
+            ),
+            (edit("entries 25000", "entries 025000"), BadStamp::Line(4)),
+            (edit("entries 25000", "entries -1"), BadStamp::Line(4)),
+            (edit("entries 25000", "entries  25000"), BadStamp::Line(4)),
+            (
+                edit("entries 25000", "entries 99999999999999999999"),
+                BadStamp::Line(4),
+            ),
+            (edit("entry 2049 7", "entry 2049"), BadStamp::Line(5)),
+            (edit("entry 2049 7", "entry 2049 7 8"), BadStamp::Line(5)),
+            (edit("999999999\n", "1000000000\n"), BadStamp::Line(6)),
+            (edit("999999999\n", "-1\n"), BadStamp::Line(6)),
+            (edit("tree 2049", "tree 0x801"), BadStamp::Line(6)),
             (
                 edit("max-ctime 1700000001", "max-ctime -0"),
-                BadStamp::Line(6),
+                BadStamp::Line(7),
             ),
-            (edit("max-ctime", "newest"), BadStamp::Line(6)),
-            (format!("{good}extra\n"), BadStamp::Line(7)),
-            (format!("{good}\n"), BadStamp::Line(7)),
+            (edit("max-ctime", "newest"), BadStamp::Line(7)),
+            (format!("{good}extra\n"), BadStamp::Line(8)),
+            (format!("{good}\n"), BadStamp::Line(8)),
             (edit("\n", "\r\n"), BadStamp::Version),
-            (good.replace("entries 25000\n", ""), BadStamp::Line(3)),
+            (good.replace("entries 25000\n", ""), BadStamp::Line(4)),
         ];
         for (text, want) in cases {
             assert_eq!(Seal::decode(text.as_bytes()), Err(want), "{text:?}");
         }
         assert_eq!(Seal::decode(&[0xff; 20]), Err(BadStamp::Version));
+        // A whole, well-formed version 1 stamp (no `toc` line) is no seal.
+        let v1 = good.replace("seal 2", "seal 1").replace(&toc_line, "");
+        assert_eq!(Seal::decode(v1.as_bytes()), Err(BadStamp::Version));
         let huge = vec![b'a'; MAX_STAMP as usize + 1];
         assert_eq!(Seal::decode(&huge), Err(BadStamp::TooLarge));
     }
@@ -420,34 +473,47 @@ mod tests {
         let s = sample();
         let entry = stat(s.entry, (1, 0));
         let tree = stat(s.tree, s.tree_ctime);
-        let d = s.digest;
-        assert_eq!(s.check(&d, s.entries, &entry, Some(&tree)), Ok(()));
+        let (d, t) = (s.digest, s.toc);
+        assert_eq!(s.check(&d, &t, s.entries, &entry, Some(&tree)), Ok(()));
+        // Another TOC for the same layer digest: the tree is no reference for it.
+        let other_toc = Digest::of(b"other toc");
+        assert_eq!(
+            s.check(&d, &other_toc, s.entries, &entry, Some(&tree)),
+            Err(Broken::Toc)
+        );
+        assert_eq!(Broken::Toc.max_ctime(), None);
         let other = Digest::of(b"other");
         assert_eq!(
-            s.check(&other, s.entries, &entry, Some(&tree)),
+            s.check(&other, &t, s.entries, &entry, Some(&tree)),
             Err(Broken::Digest)
         );
         assert_eq!(
-            s.check(&d, s.entries + 1, &entry, Some(&tree)),
+            s.check(&d, &t, s.entries + 1, &entry, Some(&tree)),
             Err(Broken::Entries)
         );
         let max_ctime = s.max_ctime;
         let replaced = Err(Broken::Replaced { max_ctime });
         let moved = stat(Ident { dev: 2049, ino: 8 }, (1, 0));
-        assert_eq!(s.check(&d, s.entries, &moved, Some(&tree)), replaced);
+        assert_eq!(s.check(&d, &t, s.entries, &moved, Some(&tree)), replaced);
         let new_tree = stat(Ident { dev: 2049, ino: 9 }, s.tree_ctime);
-        assert_eq!(s.check(&d, s.entries, &entry, Some(&new_tree)), replaced);
+        assert_eq!(
+            s.check(&d, &t, s.entries, &entry, Some(&new_tree)),
+            replaced
+        );
         let other_dev = stat(Ident { dev: 1, ..s.tree }, s.tree_ctime);
-        assert_eq!(s.check(&d, s.entries, &entry, Some(&other_dev)), replaced);
-        assert_eq!(s.check(&d, s.entries, &entry, None), replaced);
+        assert_eq!(
+            s.check(&d, &t, s.entries, &entry, Some(&other_dev)),
+            replaced
+        );
+        assert_eq!(s.check(&d, &t, s.entries, &entry, None), replaced);
         let not_dir = DirStat {
             is_dir: false,
             ..tree
         };
-        assert_eq!(s.check(&d, s.entries, &entry, Some(&not_dir)), replaced);
+        assert_eq!(s.check(&d, &t, s.entries, &entry, Some(&not_dir)), replaced);
         let touched = stat(s.tree, (s.tree_ctime.0, s.tree_ctime.1 + 1));
         assert_eq!(
-            s.check(&d, s.entries, &entry, Some(&touched)),
+            s.check(&d, &t, s.entries, &entry, Some(&touched)),
             Err(Broken::Changed { max_ctime })
         );
         assert_eq!(Broken::Changed { max_ctime }.max_ctime(), Some(max_ctime));
@@ -464,22 +530,25 @@ mod tests {
     fn a_written_seal_holds_until_the_trees_top_changes() {
         let d = entry_dir();
         let digest = Digest::of(b"layer");
-        let s = write(d.path(), digest, 3, (0, 0)).unwrap();
+        let toc = Digest::of(b"toc");
+        let s = write(d.path(), digest, toc, 3, (0, 0)).unwrap();
         assert!(s.max_ctime >= s.tree_ctime, "the tree's own ctime counts");
-        assert_eq!(holds(d.path(), &digest, 3), Ok(()));
-        assert_eq!(holds(d.path(), &digest, 4), Err(Broken::Entries));
+        assert_eq!(holds(d.path(), &digest, &toc, 3), Ok(()));
+        assert_eq!(holds(d.path(), &digest, &toc, 4), Err(Broken::Entries));
+        let other_toc = Digest::of(b"other toc");
+        assert_eq!(holds(d.path(), &digest, &other_toc, 3), Err(Broken::Toc));
         // An entry added at the top is seen (past the timestamp granularity, a kernel tick).
         std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(d.path().join("tree/junk"), b"").unwrap();
         let max_ctime = s.max_ctime;
         assert_eq!(
-            holds(d.path(), &digest, 3),
+            holds(d.path(), &digest, &toc, 3),
             Err(Broken::Changed { max_ctime })
         );
-        write(d.path(), digest, 3, max_ctime).unwrap();
-        assert_eq!(holds(d.path(), &digest, 3), Ok(()));
+        write(d.path(), digest, toc, 3, max_ctime).unwrap();
+        assert_eq!(holds(d.path(), &digest, &toc, 3), Ok(()));
         fs::remove_file(d.path().join(STAMP)).unwrap();
-        assert_eq!(holds(d.path(), &digest, 3), Err(Broken::Unreadable));
+        assert_eq!(holds(d.path(), &digest, &toc, 3), Err(Broken::Unreadable));
         let leftovers: Vec<_> = fs::read_dir(d.path()).unwrap().flatten().collect();
         assert_eq!(leftovers.len(), 1, "only the tree: {leftovers:?}");
     }
@@ -488,36 +557,37 @@ mod tests {
     fn a_hostile_stamp_is_refused_without_hanging_or_reading_it_all() {
         let d = entry_dir();
         let digest = Digest::of(b"layer");
+        let toc = Digest::of(b"toc");
         let stamp = d.path().join(STAMP);
         // Huge: refused after MAX_STAMP + 1 bytes (a sparse 1 GiB file).
         let f = fs::File::create(&stamp).unwrap();
         f.set_len(1 << 30).unwrap();
         assert_eq!(
-            holds(d.path(), &digest, 3),
+            holds(d.path(), &digest, &toc, 3),
             Err(Broken::Malformed(BadStamp::TooLarge))
         );
         fs::remove_file(&stamp).unwrap();
         // A FIFO (opening it for reading would block), a symlink to a good stamp, a directory.
         nix::unistd::mkfifo(&stamp, Mode::from_bits_truncate(0o600)).unwrap();
-        assert_eq!(holds(d.path(), &digest, 3), Err(Broken::Unreadable));
+        assert_eq!(holds(d.path(), &digest, &toc, 3), Err(Broken::Unreadable));
         fs::remove_file(&stamp).unwrap();
         let elsewhere = entry_dir();
-        write(elsewhere.path(), digest, 3, (0, 0)).unwrap();
+        write(elsewhere.path(), digest, toc, 3, (0, 0)).unwrap();
         std::os::unix::fs::symlink(elsewhere.path().join(STAMP), &stamp).unwrap();
-        assert_eq!(holds(d.path(), &digest, 3), Err(Broken::Unreadable));
+        assert_eq!(holds(d.path(), &digest, &toc, 3), Err(Broken::Unreadable));
         fs::remove_file(&stamp).unwrap();
         fs::create_dir(&stamp).unwrap();
-        assert_eq!(holds(d.path(), &digest, 3), Err(Broken::Unreadable));
+        assert_eq!(holds(d.path(), &digest, &toc, 3), Err(Broken::Unreadable));
         // The entry directory itself a symlink to a sealed entry: not followed.
         let link = d.path().join("link");
         std::os::unix::fs::symlink(elsewhere.path(), &link).unwrap();
-        assert_eq!(holds(&link, &digest, 3), Err(Broken::Unreadable));
-        assert_eq!(holds(elsewhere.path(), &digest, 3), Ok(()));
+        assert_eq!(holds(&link, &digest, &toc, 3), Err(Broken::Unreadable));
+        assert_eq!(holds(elsewhere.path(), &digest, &toc, 3), Ok(()));
         // A seal copied to another entry names the other entry's directories.
         fs::remove_dir(&stamp).unwrap();
         fs::copy(elsewhere.path().join(STAMP), &stamp).unwrap();
         assert!(matches!(
-            holds(d.path(), &digest, 3),
+            holds(d.path(), &digest, &toc, 3),
             Err(Broken::Replaced { .. })
         ));
     }
