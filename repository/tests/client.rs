@@ -458,6 +458,14 @@ fn an_update_fetches_only_the_changed_file_and_builds_the_layer() {
     assert!(userdata::cache::verify::by_content(&tree, &toc).is_some());
     let changed = fs::read(tree.join("usr/share/app/f007")).unwrap();
     assert_eq!(changed, noise("v2-app7", 16 << 10));
+    // The store installs the sparse file: it never reads the holes, and 1.1 becomes current
+    // with 1.0 kept as the previous release.
+    user.install(&c, &p);
+    let current = store::Release::current(&user.store(), APP).unwrap();
+    assert_eq!(current.manifest.version, "1.1");
+    assert_eq!(current.digest, p.release.manifest);
+    let back = store::rollback(&user.store(), APP, std::path::Path::new("/usr/bin/true")).unwrap();
+    assert_eq!((back.from.as_str(), back.to.as_str()), ("1.1", "1.0"));
 }
 
 #[test]

@@ -13,16 +13,14 @@
 //! following a symlink, and only a regular file's.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use bundle_format::digest::HashingReader;
 use bundle_format::layer::decompress_meta;
 use bundle_format::toc::MAX_ENTRY_JSON;
 use bundle_format::{Digest, EntryKind, Layer, Toc, TocEntry};
-use nix::fcntl::OFlag;
 use serde::Serialize;
 use store::Layout;
 use userdata::DataError;
@@ -163,7 +161,7 @@ fn fetch_objects(
 
 /// Whether the regular file `p` has `size` bytes hashing to `d`.
 fn holds(p: &Path, d: &Digest, size: u64) -> bool {
-    let Ok(f) = open_regular(p) else {
+    let Ok(f) = store::open_local_file(p) else {
         return false;
     };
     let mut h = HashingReader::new(f.take(size + 1));
@@ -174,20 +172,6 @@ fn holds(p: &Path, d: &Digest, size: u64) -> bool {
     got == *d && n == size
 }
 
-/// Opens a regular file without following a symlink or blocking on a FIFO.
-fn open_regular(p: &Path) -> io::Result<File> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
-        .open(p)?;
-    if !f.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ));
-    }
-    Ok(f)
-}
 
 /// Builds `layer` from local files and fetched objects; returns how many files came from
 /// each.
@@ -215,7 +199,7 @@ fn build(
                 })?
             }
         };
-        let f = open_regular(p).map_err(|source| DataError::Walk {
+        let f = store::open_local_file(p).map_err(|source| DataError::Walk {
             path: p.clone(),
             source,
         })?;
