@@ -4,3 +4,6 @@
 //! No unsafe code.
 
 #![forbid(unsafe_code)]
+
+pub mod error;
+pub mod fetch;
