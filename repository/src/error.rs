@@ -110,10 +110,11 @@ pub enum Problem {
     BadRedirect { location: String },
     #[error("more than {max} redirects")]
     TooManyRedirects { max: u32 },
-    /// A 206 answer that does not start at the byte asked for, or a 206 never asked for.
+    /// A 206 answer that does not start at the byte asked for, or a 206 never asked for (a
+    /// resumed blob then starts over from zero on the same source).
     #[error("partial answer {content_range:?} does not start at byte {asked}")]
     BadContentRange { content_range: String, asked: u64 },
-    /// A 416 to a resumed download: the fetcher restarts from zero on the same source.
+    /// A 416 to a resumed download (the fetcher then starts over from zero on the same source).
     #[error("the server cannot resume at byte {from}")]
     RangeNotSatisfiable { from: u64 },
     /// A symbolic link below a `file://` directory (never followed).

@@ -10,8 +10,9 @@
 //!   is re-hashed before anything is appended, and every reset truncates it to zero.
 //! - A transfer that stops early (a transport error, a stall, a short body) keeps the `.part`
 //!   for the next source or the next call, which resumes with `Range: bytes=len-`. A `200`
-//!   answer to that (the server ignores ranges) starts over from zero; a `416`, or a kept
-//!   `.part` longer than `size` or of the full size but another digest, starts over too.
+//!   answer to that (the server ignores ranges) starts over from zero; a `416`, a `206` that
+//!   starts at another byte, or a kept `.part` longer than `size` or of the full size but
+//!   another digest, starts over too.
 //! - Content past `size` (cut at one byte more) or of another digest empties the `.part`;
 //!   a `.part` left empty when the call fails is removed.
 
@@ -166,7 +167,10 @@ impl Part {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(), Fail> {
         let answer = match fetcher.open(source, rel, self.len) {
-            Err(Problem::RangeNotSatisfiable { .. }) => {
+            // The server cannot resume, or resumes elsewhere: start over from zero with it.
+            Err(Problem::RangeNotSatisfiable { .. } | Problem::BadContentRange { .. })
+                if self.len > 0 =>
+            {
                 self.reset().map_err(Fail::Abort)?;
                 fetcher.open(source, rel, 0)
             }
