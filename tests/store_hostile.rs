@@ -59,7 +59,10 @@ fn hostile_bundles_fail_cleanly_and_leave_the_store_as_it_was() {
             let name = p.file_name().unwrap().to_string_lossy();
             if installed && name == "flip-middle.capsa" {
                 let out = env.ok(&["install", "--yes", p.to_str().unwrap()]);
-                assert!(out.contains("is already installed"), "{when}, {name}: {out}");
+                assert!(
+                    out.contains("is already installed"),
+                    "{when}, {name}: {out}"
+                );
                 assert_eq!(env.snapshot(), before, "{when}, {name}: the store changed");
                 continue;
             }

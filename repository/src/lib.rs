@@ -6,5 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod error;
+pub mod fetch;
 pub mod layout;
 pub mod meta;

@@ -59,7 +59,10 @@ impl Nginx {
     }
 
     fn try_serve(root: &Path) -> Option<Self> {
-        let dir = tempfile::Builder::new().prefix("capsa-nginx-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("capsa-nginx-")
+            .tempdir()
+            .unwrap();
         let port = free_port();
         let p = dir.path();
         let conf = format!(

@@ -172,7 +172,6 @@ fn holds(p: &Path, d: &Digest, size: u64) -> bool {
     got == *d && n == size
 }
 
-
 /// Builds `layer` from local files and fetched objects; returns how many files came from
 /// each.
 fn build(
