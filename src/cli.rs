@@ -31,6 +31,10 @@ pub enum Command {
     Verify(VerifyArgs),
     Extract(ExtractArgs),
     Keygen(KeygenArgs),
+    Remote(RemoteArgs),
+    Search(SearchArgs),
+    Update(UpdateArgs),
+    Rollback(RollbackArgs),
     Completions(CompletionsArgs),
 }
 
@@ -140,14 +144,27 @@ pub struct RunArgs {
     pub args: Vec<String>,
 }
 
-/// Install a bundle into your app store, with its desktop entry, icon and file types.
+/// Install a bundle or an app from a remote into your app store, with its desktop entry, icon
+/// and file types.
 ///
 /// Verifies every byte, shows the permissions the app asks for (and asks, unless --yes),
 /// shares layers with apps already installed, and switches to the new version atomically; the
 /// previous version is kept for rollback.
 #[derive(Debug, Args)]
 pub struct InstallArgs {
-    pub bundle: PathBuf,
+    /// A bundle file, or the id of an app in a remote repository (a path that exists is a
+    /// file; otherwise an app id is looked up in the remotes).
+    #[arg(value_name = "BUNDLE|APP-ID")]
+    pub target: PathBuf,
+    /// Install from this remote (default: the only remote offering the app).
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Follow this channel of the remote [default: stable].
+    #[arg(long, value_name = "CHANNEL")]
+    pub channel: Option<String>,
+    /// Allow installing an older release than the one installed before.
+    #[arg(long)]
+    pub allow_downgrade: bool,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
@@ -277,4 +294,77 @@ pub struct KeygenArgs {
 pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// Manage the repositories apps are installed and updated from.
+///
+/// A remote is a URL (https://, http:// or file://) and the public key that signs the
+/// repository: trust comes only from the key given here, never from the server. Mirrors are
+/// untrusted: everything they serve is checked against the signed metadata.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    #[command(subcommand)]
+    pub command: RemoteCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Add a remote.
+    Add {
+        /// A name for it (letters, digits, - and _).
+        name: String,
+        /// Its URL.
+        url: String,
+        /// The repository's public key: a .pub file of `capsa keygen`, or its 64 hex digits.
+        #[arg(long, value_name = "PUBKEY")]
+        key: String,
+        /// A mirror URL, tried in order when the main URL fails; may be repeated.
+        #[arg(long, value_name = "URL")]
+        mirror: Vec<String>,
+    },
+    /// List remotes.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a remote (installed apps stay; what this client trusted of it is kept, so
+    /// adding it again cannot roll it back).
+    Remove { name: String },
+}
+
+/// Search the remotes' apps by id, name or summary.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    pub term: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Update apps installed from remotes, fetching only what changed.
+///
+/// Each app follows the channel it was installed from; a staged rollout decides from this
+/// client's random id whether it gets the new release. The new release is installed beside
+/// the old one and switched to atomically; `capsa rollback` switches back.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Apps to update [default: every app installed from a remote].
+    pub apps: Vec<String>,
+    /// Only say what each app would get, and why.
+    #[arg(long)]
+    pub check: bool,
+    /// Allow moving to an older release than the installed one.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Switch an app back to its previous release, without network (running instances keep
+/// theirs).
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    pub app: String,
 }

@@ -4,6 +4,7 @@ mod extract;
 mod inspect;
 mod keygen;
 mod pack;
+mod remote;
 mod run;
 mod store;
 mod verify;
@@ -30,6 +31,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run(a),
         Command::Extract(a) => extract::run(a),
         Command::Keygen(a) => keygen::run(a),
+        Command::Remote(a) => remote::remote(a),
+        Command::Search(a) => remote::search(a),
+        Command::Update(a) => remote::update(a),
+        Command::Rollback(a) => remote::rollback(a),
         Command::Completions(a) => {
             clap_complete::generate(
                 a.shell,

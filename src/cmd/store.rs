@@ -1,7 +1,7 @@
 //! The store commands: install, uninstall, list, info, override, reset, diff, integrate.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -13,7 +13,7 @@ use crate::cli::{
 use crate::output::size;
 
 /// The running capsa, as desktop entries should call it.
-fn exe() -> PathBuf {
+pub(crate) fn exe() -> PathBuf {
     std::env::current_exe()
         .and_then(std::fs::canonicalize)
         .unwrap_or_else(|_| PathBuf::from("capsa"))
@@ -82,24 +82,41 @@ fn describe(a: &store::Asking) -> String {
 }
 
 pub fn install(a: InstallArgs) -> anyhow::Result<ExitCode> {
+    if crate::cmd::remote::is_app_id_target(&a) {
+        return crate::cmd::remote::install(a);
+    }
     let trusted = a
         .key
         .as_deref()
         .map(bundle_format::PublicKey::load)
         .transpose()?;
+    if std::fs::symlink_metadata(&a.target).is_err() {
+        bail!("no such file: {}", a.target.display());
+    }
+    match install_file(&a.target, trusted, a.default_for, a.yes)? {
+        Some(done) => report(&done)?,
+        None => eprintln!("capsa: not installed: nothing changed"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `store::install` of a bundle file with the consent dialog (shown on stderr; asked unless
+/// `yes`). `None` when the user said no: nothing changed.
+pub(crate) fn install_file(
+    bundle: &Path,
+    trusted: Option<bundle_format::PublicKey>,
+    default_for: Vec<String>,
+    yes: bool,
+) -> anyhow::Result<Option<store::Installed>> {
     let opts = store::InstallOptions {
         trusted,
-        default_for: a.default_for,
+        default_for,
         exe: exe(),
     };
-    if std::fs::symlink_metadata(&a.bundle).is_err() {
-        bail!("no such file: {}", a.bundle.display());
-    }
     let interactive = std::io::stdin().is_terminal();
-    if !a.yes && !interactive {
+    if !yes && !interactive {
         bail!("standard input is not a terminal: pass --yes to install without confirmation");
     }
-    let yes = a.yes;
     let mut confirm = |asking: &store::Asking| {
         eprint!("{}", describe(asking));
         if yes {
@@ -111,27 +128,31 @@ pub fn install(a: InstallArgs) -> anyhow::Result<ExitCode> {
         std::io::stdin().lock().read_line(&mut line).is_ok()
             && matches!(line.trim(), "y" | "Y" | "yes")
     };
-    let done = match store::install(&Layout::user(), &a.bundle, &opts, &mut confirm) {
-        Err(store::StoreError::Cancelled) => {
-            eprintln!("capsa: not installed: nothing changed");
-            return Ok(ExitCode::SUCCESS);
-        }
-        r => r.with_context(|| format!("cannot install {}", a.bundle.display()))?,
-    };
+    match store::install(&Layout::user(), bundle, &opts, &mut confirm) {
+        Err(store::StoreError::Cancelled) => Ok(None),
+        r => Ok(Some(r.with_context(|| {
+            format!("cannot install {}", bundle.display())
+        })?)),
+    }
+}
+
+/// What an install did, on stdout; its warnings on stderr.
+pub(crate) fn report(done: &store::Installed) -> anyhow::Result<()> {
     for w in &done.warnings {
         eprintln!("capsa: warning: {w}");
     }
-    match &done.replaced {
-        _ if done.unchanged => outln!("{} {} is already installed", done.id, safe(&done.version)),
-        Some(v) => outln!(
+    let line = match &done.replaced {
+        _ if done.unchanged => format!("{} {} is already installed", done.id, safe(&done.version)),
+        Some(v) => format!(
             "updated {} from {} to {}",
             done.id,
             safe(v),
             safe(&done.version)
         ),
-        None => outln!("installed {} {}", done.id, safe(&done.version)),
-    }
-    Ok(ExitCode::SUCCESS)
+        None => format!("installed {} {}", done.id, safe(&done.version)),
+    };
+    outln!("{line}");
+    Ok(())
 }
 
 pub fn uninstall(a: UninstallArgs) -> anyhow::Result<ExitCode> {

@@ -65,6 +65,11 @@ pub enum ClientError {
         file: String,
         source: std::io::Error,
     },
+    #[error("remote {remote}: {source}")]
+    Fetcher {
+        remote: String,
+        source: crate::error::FetchError,
+    },
     #[error("remote {remote}: {file} is missing on the server: the repository is incomplete (a mirror still syncing?); try again later")]
     Missing { remote: String, file: String },
     #[error(

@@ -20,6 +20,7 @@ mod assemble;
 pub mod error;
 pub mod files;
 mod install;
+pub mod net;
 pub mod origin;
 mod plan;
 pub mod remote;
@@ -188,6 +189,7 @@ impl Client {
                 channel: p.channel.clone(),
                 key_id: p.key_id.clone(),
                 seq: p.release.seq,
+                held: None,
             },
         )?;
         trust::set_floor(&self.dirs, &p.key_id, app, p.release.seq)

@@ -1,5 +1,6 @@
 //! Where each app installed by name came from: `$XDG_STATE_HOME/capsa/origins/<app>.json`,
-//! `{"remote":..,"channel":..,"key_id":..,"seq":..}`, written after the store installed it.
+//! `{"remote":..,"channel":..,"key_id":..,"seq":..,"held":..}`, written after the store
+//! installed it (`held`: the release a rollback left, see [`hold`]).
 //! `update` follows the same remote and channel, and refuses to follow a remote whose key is
 //! no longer the one the app was installed under.
 //!
@@ -23,6 +24,10 @@ pub struct Origin {
     pub key_id: String,
     /// The release installed.
     pub seq: u64,
+    /// The release the user rolled back from: `update` does not bring it back (a newer one,
+    /// or an install by name, does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<u64>,
 }
 
 fn path(dirs: &Dirs, app: &str) -> Result<std::path::PathBuf, ClientError> {
@@ -51,6 +56,16 @@ pub fn load(dirs: &Dirs, app: &str) -> Result<Option<Origin>, ClientError> {
 
 pub fn save(dirs: &Dirs, app: &str, o: &Origin) -> Result<(), ClientError> {
     write_json(&path(dirs, app)?, o)
+}
+
+/// After `capsa rollback`: the release rolled back from is held back from `update`.
+/// Nothing to do for an app not installed from a repository.
+pub fn hold(dirs: &Dirs, app: &str) -> Result<(), ClientError> {
+    if let Some(mut o) = load(dirs, app)? {
+        o.held = Some(o.seq);
+        save(dirs, app, &o)?;
+    }
+    Ok(())
 }
 
 /// Apps with an origin record, sorted.

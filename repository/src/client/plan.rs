@@ -28,6 +28,8 @@ pub enum Action {
     PulledBack,
     /// An older release for no such reason: refused without `allow_downgrade`.
     Downgrade,
+    /// The release the user rolled back from: not brought back by `update`.
+    Held,
 }
 
 /// One app's update plan.
@@ -87,6 +89,8 @@ impl Client {
         let before = installed.as_ref().map_or(o.seq, |i| i.0).max(floor);
         let action = if rel.manifest == current {
             Action::UpToDate
+        } else if o.held == Some(rel.seq) {
+            Action::Held
         } else if rel.seq >= before {
             Action::Update
         } else if pulled_back(&doc, &o.channel, before, &why) {
@@ -115,7 +119,7 @@ impl Client {
         allow_downgrade: bool,
     ) -> Result<Prepared, ClientError> {
         match plan.action {
-            Action::UpToDate => {
+            Action::UpToDate | Action::Held => {
                 return Err(ClientError::UpToDate {
                     app: plan.app.clone(),
                 })

@@ -66,6 +66,18 @@ pub fn why(w: &Why) -> String {
     }
 }
 
+/// What `update` does with a plan, in words.
+pub fn action(a: super::Action) -> &'static str {
+    use super::Action;
+    match a {
+        Action::UpToDate => "up to date with",
+        Action::Update => "updates to",
+        Action::PulledBack => "goes back (the publisher pulled the installed release) to",
+        Action::Downgrade => "would downgrade (only with --allow-downgrade) to",
+        Action::Held => "holds (rolled back from it)",
+    }
+}
+
 /// Now, in Unix seconds.
 pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
