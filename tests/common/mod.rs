@@ -539,6 +539,7 @@ impl StoreEnv {
         c.env("XDG_DATA_HOME", self.data())
             .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
             .env("XDG_CONFIG_HOME", self.config())
+            .env("XDG_STATE_HOME", self.dir.path().join("state"))
             .stdin(std::process::Stdio::null());
         c
     }

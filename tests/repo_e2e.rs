@@ -1,0 +1,299 @@
+//! End to end: a repository published with `capsa repo`, served by a real nginx on loopback,
+//! used with `capsa remote add`, `search`, `install APP-ID`, `update`, `rollback`. nginx's
+//! access log counts the bytes each update really fetched.
+//!
+//! The python3 sample gets 14 extra real stdlib files (1 % of its files) copied into a private
+//! directory captured by the recipe: one of them changes for the one-file update, all 14 for
+//! the 1 %-of-files update.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::nginx::{self, Nginx};
+use common::*;
+
+const PY: &str = "org.python.Python3";
+const MARKERS: usize = 14;
+
+struct Repo {
+    work: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new() -> Self {
+        let work = tempfile::Builder::new()
+            .prefix("capsa-repo-e2e-")
+            .tempdir()
+            .unwrap();
+        let r = Self { work };
+        for k in ["repo", "publisher"] {
+            ok(&["keygen", r.path(k).to_str().unwrap()]);
+        }
+        ok(&[
+            "repo",
+            "init",
+            r.dir().to_str().unwrap(),
+            "--key",
+            r.path("repo.key").to_str().unwrap(),
+        ]);
+        r
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+    fn dir(&self) -> PathBuf {
+        self.path("www")
+    }
+    fn add(&self, bundle: &Path, extra: &[&str]) {
+        let dir = self.dir();
+        let mut args = vec![
+            "repo",
+            "add",
+            dir.to_str().unwrap(),
+            bundle.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        ok(&args);
+    }
+    fn pubkey(&self) -> String {
+        self.path("repo.pub").to_string_lossy().into_owned()
+    }
+
+    /// The python3 sample at `version`, with the marker files: `changed` of them edited.
+    fn python(&self, version: &str, changed: usize) -> PathBuf {
+        let lib = self.path("markers");
+        if !lib.exists() {
+            std::fs::create_dir_all(&lib).unwrap();
+        }
+        for (i, src) in marker_sources().iter().enumerate() {
+            let mut text = std::fs::read(src).unwrap();
+            if i < changed {
+                text.extend_from_slice(format!("\n# edited for {version}\n").as_bytes());
+            }
+            std::fs::write(lib.join(format!("m{i:02}.py")), text).unwrap();
+        }
+        let recipe = std::fs::read_to_string(src().join("samples/python3/capsa.toml"))
+            .unwrap()
+            .replace("version = \"3.11\"", &format!("version = \"{version}\""))
+            .replace(
+                "paths = [\"/usr/bin/python3\", \"/usr/lib/python3.11\"]",
+                &format!(
+                    "paths = [\"/usr/bin/python3\", \"/usr/lib/python3.11\", \"{}\"]",
+                    lib.display()
+                ),
+            );
+        let r = self.path(&format!("python-{version}.toml"));
+        std::fs::write(&r, recipe).unwrap();
+        let out = self.path(&format!("python-{version}.capsa"));
+        ok(&[
+            "pack",
+            r.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--sign",
+            self.path("publisher.key").to_str().unwrap(),
+        ]);
+        out
+    }
+}
+
+/// 14 stdlib modules of some size, always the same ones.
+fn marker_sources() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir("/usr/lib/python3.11")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "py"))
+        .filter(|p| p.metadata().is_ok_and(|m| m.len() > 20_000))
+        .collect();
+    v.sort();
+    assert!(v.len() >= MARKERS, "{v:?}");
+    v.truncate(MARKERS);
+    v
+}
+
+/// The hello sample, signed by the publisher key.
+fn signed_hello(r: &Repo) -> PathBuf {
+    let recipe = build_hello(&r.path("hello-src"));
+    let out = r.path("hello.capsa");
+    ok(&[
+        "pack",
+        recipe.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--sign",
+        r.path("publisher.key").to_str().unwrap(),
+    ]);
+    out
+}
+
+fn marker(env: &StoreEnv, r: &Repo, i: usize) -> String {
+    let path = r.path("markers").join(format!("m{i:02}.py"));
+    let code = format!("print(open('{}').read().splitlines()[-1])", path.display());
+    env.ok(&["run", PY, "--", "-c", &code]).trim().to_owned()
+}
+
+#[test]
+fn publish_install_update_and_roll_back_over_nginx() {
+    if !nginx::available() {
+        return;
+    }
+    let repo = Repo::new();
+    let v1 = repo.python("3.11-1", 0);
+    repo.add(&v1, &[]);
+    repo.add(&signed_hello(&repo), &[]);
+    let web = Nginx::serve(&repo.dir());
+    let env = StoreEnv::new();
+    env.ok(&["remote", "add", "test", &web.url(), "--key", &repo.pubkey()]);
+    assert!(env.ok(&["search", "python"]).contains(PY));
+    let hello_id = inspect_json(&repo.path("hello.capsa"))["manifest"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.ok(&["install", "--yes", &hello_id]);
+
+    // Install by name: the whole bundle, once.
+    let n = web.hits().len();
+    env.ok(&["install", "--yes", PY]);
+    let full = std::fs::metadata(&v1).unwrap().len();
+    let first = web.bytes_since(n);
+    assert!(first >= full * 9 / 10, "install fetched {first} of {full}");
+    if userns() {
+        assert_eq!(marker(&env, &repo, 0), marker_last_line(0));
+    }
+
+    // One changed file: at most 1 % of the bundle, metadata included.
+    let v2 = repo.python("3.11-2", 1);
+    repo.add(&v2, &[]);
+    let n = web.hits().len();
+    let out = env.ok(&["update", "--yes"]);
+    assert!(
+        out.contains("updated org.python.Python3 from 3.11-1 to 3.11-2"),
+        "{out}"
+    );
+    let one = web.bytes_since(n);
+    assert!(
+        one * 100 <= full,
+        "the one-file update fetched {one} of {full} bytes: {:?}",
+        &web.hits()[n..]
+    );
+    // 1 % of the files changed: at most 5 %.
+    let v3 = repo.python("3.11-3", MARKERS);
+    repo.add(&v3, &[]);
+    let n = web.hits().len();
+    env.ok(&["update", "--yes"]);
+    let many = web.bytes_since(n);
+    assert!(
+        many * 20 <= full,
+        "the 1%-of-files update fetched {many} of {full} bytes"
+    );
+    eprintln!("bundle {full} B; install {first} B; one file {one} B; 1% of files {many} B");
+    assert!(env.ok(&["update", "--check"]).contains("up to date"));
+
+    if userns() {
+        assert_eq!(marker(&env, &repo, 1), "# edited for 3.11-3");
+        // Roll back while 3.11-3 runs in another process: that one keeps its version.
+        let running = env
+            .cmd(&[
+                "run",
+                PY,
+                "--",
+                "-c",
+                "import time; time.sleep(3); print(open('/usr/lib/python3.11/os.py').read()[:1])",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let out = env.ok(&["rollback", PY]);
+        assert!(out.contains("from 3.11-3 to 3.11-2"), "{out}");
+        assert_eq!(marker(&env, &repo, 0), "# edited for 3.11-2");
+        assert_eq!(marker(&env, &repo, 1), marker_last_line(1));
+        let o = running.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "the running instance survived the rollback"
+        );
+        // update does not bring back the release rolled back from.
+        assert!(env.ok(&["update", "--yes"]).is_empty());
+        assert_eq!(
+            store_version(&env),
+            "3.11-2",
+            "a rollback holds until a newer release"
+        );
+    }
+}
+
+fn marker_last_line(i: usize) -> String {
+    let text = std::fs::read_to_string(&marker_sources()[i]).unwrap();
+    text.lines().last().unwrap().trim().to_owned()
+}
+
+fn store_version(env: &StoreEnv) -> String {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["info", "--json", PY])).unwrap();
+    v["version"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn channels_rollouts_halts_and_a_dead_mirror() {
+    if !nginx::available() {
+        return;
+    }
+    let repo = Repo::new();
+    let v1 = repo.python("3.11-1", 0);
+    let v2 = repo.python("3.11-2", 1);
+    repo.add(&v1, &[]);
+    repo.add(&v2, &["--channel", "beta", "--rollout", "50"]);
+    let web = Nginx::serve(&repo.dir());
+    let env = StoreEnv::new();
+    // The main URL is dead (nothing listens there): the mirror serves everything.
+    let dead = format!("http://127.0.0.1:{}", {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    });
+    env.ok(&[
+        "remote",
+        "add",
+        "test",
+        &dead,
+        "--key",
+        &repo.pubkey(),
+        "--mirror",
+        &web.url(),
+    ]);
+    env.ok(&["install", "--yes", PY]);
+    assert_eq!(store_version(&env), "3.11-1", "stable has 3.11-1 only");
+    env.ok(&["install", "--yes", "--channel", "beta", PY]);
+    // 1,000 simulated clients on beta's 50 % rollout.
+    let id_file = env.dir.path().join("state/capsa/client-id");
+    let mut inside = 0;
+    for i in 0..1000 {
+        std::fs::write(&id_file, format!("{:032x}\n", i * 7919 + 1)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&env.ok(&["update", "--check", "--json", PY])).unwrap();
+        if v[0]["release"]["version"] == "3.11-2" {
+            inside += 1;
+        }
+    }
+    assert!(
+        (450..=550).contains(&inside),
+        "{inside} of 1000 clients got the 50% rollout"
+    );
+    // Halting sends everyone in it back to the fallback.
+    ok(&[
+        "repo",
+        "rollout",
+        repo.dir().to_str().unwrap(),
+        PY,
+        "--channel",
+        "beta",
+        "--halt",
+    ]);
+    for i in 0..50 {
+        std::fs::write(&id_file, format!("{:032x}\n", i * 7919 + 1)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&env.ok(&["update", "--check", "--json", PY])).unwrap();
+        assert_eq!(v[0]["release"]["version"], "3.11-1", "{v}");
+    }
+}
