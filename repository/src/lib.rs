@@ -5,5 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod catalog;
 pub mod layout;
 pub mod meta;
+pub mod publish;
