@@ -32,6 +32,7 @@ pub enum Command {
     Extract(ExtractArgs),
     Keygen(KeygenArgs),
     Completions(CompletionsArgs),
+    Repo(RepoArgs),
 }
 
 /// Capture an app and its whole dependency closure into a bundle.
@@ -278,3 +279,6 @@ pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
 }
+
+mod repo;
+pub use repo::*;

@@ -4,6 +4,7 @@ mod extract;
 mod inspect;
 mod keygen;
 mod pack;
+mod repo;
 mod run;
 mod store;
 mod verify;
@@ -30,6 +31,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run(a),
         Command::Extract(a) => extract::run(a),
         Command::Keygen(a) => keygen::run(a),
+        Command::Repo(a) => repo::run(a),
         Command::Completions(a) => {
             clap_complete::generate(
                 a.shell,
