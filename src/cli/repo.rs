@@ -7,35 +7,36 @@ use clap::{Args, Subcommand};
 
 const REPO_AFTER_HELP: &str = "\
 EXAMPLES
+  R=/srv/www/capsa
   capsa keygen publisher
-  capsa repo init /srv/www/capsa --key publisher.key --name example --url https://apps.example.org/capsa/
+  capsa repo init $R --key publisher.key --url https://example.org/capsa/
   capsa pack app/capsa.toml --sign publisher.key -o app.capsa
-  capsa repo add /srv/www/capsa app.capsa
-  capsa repo add /srv/www/capsa app-2.0.capsa --channel stable --rollout 10
-  capsa repo rollout /srv/www/capsa org.example.App --channel stable --percent 50
-  capsa repo rollout /srv/www/capsa org.example.App --channel stable --halt
-  capsa repo promote /srv/www/capsa org.example.App 2.0 --channel stable
-  capsa repo yank /srv/www/capsa org.example.App 2.0 --reason \"crashes at start\"
-  capsa repo refresh /srv/www/capsa        (cron: at least once per --expires-days)
-  capsa repo gc /srv/www/capsa --grace-days 7
-  capsa repo rotate-key /srv/www/capsa --key publisher.key --new-key publisher2.key
-  capsa repo check /srv/www/capsa
+  capsa repo add $R app.capsa
+  capsa repo add $R app-2.0.capsa --rollout 10
+  capsa repo rollout $R org.example.App --channel stable --percent 50
+  capsa repo rollout $R org.example.App --channel stable --halt
+  capsa repo promote $R org.example.App 2.0 --channel stable
+  capsa repo yank $R org.example.App 2.0 --reason \"crashes at start\"
+  capsa repo refresh $R        (from cron, well within --expires-days)
+  capsa repo gc $R
+  capsa repo rotate-key $R --key publisher.key --new-key publisher2.key
+  capsa repo check $R
 
 FILES
-  root.json, roots/N.json, index.json (signed metadata), blobs/sha256/HEX (app documents, bundle
-  heads, tails and blobs, icons), objects/sha256/HH/HEX.zst (one file's content each), keys/,
-  index.html (the catalog). Publisher-side, not needed by clients (harmless if served):
-  .capsa-lock, .capsa-history/ (the indexes gc remembers), .capsa-config.json (the signing key's
-  path, the catalog's remote name and URL).
+  root.json, roots/N.json and index.json are the signed metadata; blobs/sha256/HEX hold app
+documents, bundle heads, tails and blobs, and icons; objects/sha256/HH/HEX.zst hold one file's
+content each; keys/ holds the public keys; index.html is the catalog. Publisher-side files,
+not needed by clients (harmless if served): .capsa-lock, .capsa-history/ (the indexes gc
+remembers), .capsa-config.json (the signing key's path, the catalog's remote name and URL).
 
 MIRRORS
   Copy objects/, blobs/, roots/ and keys/ first, then root.json, index.json and index.html
-  (e.g. two rsync runs); never delete on the mirror what the source still had within the grace
-  period: a half-synced mirror then stays valid.
+(two rsync runs, for instance), and delete on the mirror only what repo gc deleted: a
+half-synced mirror then stays valid.
 
 EXIT STATUS
-  0 on success; 1 when the command failed or refused (the message says why), or when repo check
-  found a problem.";
+  0 on success; 1 when the command failed or refused (the message says why), or when repo
+check found a problem; 2 for a usage error.";
 
 /// Publish apps in a signed static repository (any web server can serve it).
 ///
@@ -108,7 +109,9 @@ pub struct RepoInitArgs {
 /// stripped (the payload is what is published).
 #[derive(Debug, Args)]
 pub struct RepoAddArgs {
+    /// The repository directory.
     pub dir: PathBuf,
+    /// The signed bundle file.
     pub bundle: PathBuf,
     /// The channel the release goes to.
     #[arg(long, default_value = "stable")]
@@ -124,9 +127,14 @@ pub struct RepoAddArgs {
 /// Make VERSION the channel's release for every client (ends a rollout of it).
 #[derive(Debug, Args)]
 pub struct RepoPromoteArgs {
+    /// The repository directory.
     pub dir: PathBuf,
+    /// The app id.
     pub app: String,
-    pub version: String,
+    /// The release's version.
+    #[arg(value_name = "VERSION")]
+    pub release: String,
+    /// The channel (stable, beta, ...).
     #[arg(long)]
     pub channel: String,
     #[command(flatten)]
@@ -140,8 +148,11 @@ pub struct RepoPromoteArgs {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("change").required(true).args(["percent", "halt"]))]
 pub struct RepoRolloutArgs {
+    /// The repository directory.
     pub dir: PathBuf,
+    /// The app id.
     pub app: String,
+    /// The channel (stable, beta, ...).
     #[arg(long)]
     pub channel: String,
     /// Give the channel's release to this percentage of its clients (resumes a halted
@@ -158,9 +169,13 @@ pub struct RepoRolloutArgs {
 /// Withdraw a release: it stays listed as yanked, never chosen; channels fall back.
 #[derive(Debug, Args)]
 pub struct RepoYankArgs {
+    /// The repository directory.
     pub dir: PathBuf,
+    /// The app id.
     pub app: String,
-    pub version: String,
+    /// The release's version.
+    #[arg(value_name = "VERSION")]
+    pub release: String,
     /// Why (shown to users).
     #[arg(long)]
     pub reason: String,
@@ -171,6 +186,7 @@ pub struct RepoYankArgs {
 /// Re-sign the index with a new version and expiry, nothing else (run it from cron).
 #[derive(Debug, Args)]
 pub struct RepoRefreshArgs {
+    /// The repository directory.
     pub dir: PathBuf,
     #[command(flatten)]
     pub sign: SignArgs,
@@ -183,6 +199,7 @@ pub struct RepoRefreshArgs {
 /// hold it). Also removes the temporary files of killed publishers.
 #[derive(Debug, Args)]
 pub struct RepoGcArgs {
+    /// The repository directory.
     pub dir: PathBuf,
     #[arg(long, value_name = "DAYS", default_value_t = 7)]
     pub grace_days: u64,
@@ -197,6 +214,7 @@ pub struct RepoGcArgs {
 /// --key and --new-key renews the root's expiry.
 #[derive(Debug, Args)]
 pub struct RepoRotateArgs {
+    /// The repository directory.
     pub dir: PathBuf,
     /// The current secret key.
     #[arg(long, value_name = "SECRETKEY")]
@@ -219,6 +237,7 @@ pub struct RepoRotateArgs {
 /// compares its digest, and decompresses every object against its file's digest and size.
 #[derive(Debug, Args)]
 pub struct RepoCheckArgs {
+    /// The repository directory.
     pub dir: PathBuf,
     /// Print the report as JSON.
     #[arg(long)]

@@ -36,11 +36,11 @@ pub fn run(a: RepoArgs) -> anyhow::Result<ExitCode> {
         }
         RepoCommand::Add(a) => add(a)?,
         RepoCommand::Promote(a) => {
-            let c = publish::promote(&a.dir, &a.app, &a.version, &a.channel, &sign(&a.sign))?;
+            let c = publish::promote(&a.dir, &a.app, &a.release, &a.channel, &sign(&a.sign))?;
             outln!(
                 "{} {} is the release of channel {} (index version {})",
                 c.app,
-                a.version,
+                a.release,
                 a.channel,
                 c.index_version
             );
@@ -63,11 +63,11 @@ pub fn run(a: RepoArgs) -> anyhow::Result<ExitCode> {
             );
         }
         RepoCommand::Yank(a) => {
-            let c = publish::yank(&a.dir, &a.app, &a.version, &a.reason, &sign(&a.sign))?;
+            let c = publish::yank(&a.dir, &a.app, &a.release, &a.reason, &sign(&a.sign))?;
             outln!(
                 "yanked {} {} (index version {})",
                 c.app,
-                a.version,
+                a.release,
                 c.index_version
             );
             for ch in c.empty_channels {

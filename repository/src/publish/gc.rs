@@ -92,7 +92,7 @@ pub fn gc(dir: &Path, grace_days: u64, dry_run: bool) -> Result<GcReport, Publis
         }
         let successor = hist.range(v + 1..).next();
         let keep = match successor {
-            Some((_, (_, written))) => *written >= cutoff,
+            Some((_, (_, written))) => *written > cutoff,
             None => true,
         };
         if keep {
