@@ -102,8 +102,8 @@ pub struct RepoInitArgs {
 
 /// Publish a signed bundle as a new release of its app.
 ///
-/// The bundle is verified completely and must be signed (by the app's publisher key when
-/// the app is already published). Its blobs, head and tail and one object per distinct file
+/// The bundle is verified completely and must be signed: by the app's publisher key when
+/// the app is already published; a new app's publisher is the bundle's first signer. Its blobs, head and tail and one object per distinct file
 /// are stored (what the repository has is kept); the channel then points at the release, with
 /// what the channel gave before as fallback. A launcher stub in front of the bundle is
 /// stripped (the payload is what is published).

@@ -23,8 +23,10 @@ use crate::catalog::date;
 use crate::layout;
 use crate::meta::{open_index, AppDoc, Index, ReleaseDoc, MAX_INDEX};
 
-/// Warn about metadata that expires sooner than this.
+/// Warn about an index that expires sooner than this (a refresh is due)...
 const SOON: u64 = 7 * 86_400;
+/// ...and about a root (renewing it takes a rotation, which users may want to hear about).
+const ROOT_SOON: u64 = 30 * 86_400;
 
 /// What `repo check` found.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -88,7 +90,12 @@ fn check_top(d: &RepoDir, rep: &mut Report) -> Option<Index> {
             root.version
         ));
     }
-    expiry(rep, &format!("root {}", root.version), root.expires);
+    expiry(
+        rep,
+        &format!("root {}", root.version),
+        root.expires,
+        ROOT_SOON,
+    );
     let bytes = match d.read(layout::INDEX, MAX_INDEX) {
         Ok(Some(b)) => b,
         Ok(None) => {
@@ -117,18 +124,18 @@ fn check_top(d: &RepoDir, rep: &mut Report) -> Option<Index> {
             index.root, root.version
         ));
     }
-    expiry(rep, "index.json", index.expires);
+    expiry(rep, "index.json", index.expires, SOON);
     Some(index)
 }
 
-fn expiry(rep: &mut Report, what: &str, expires: u64) {
+fn expiry(rep: &mut Report, what: &str, expires: u64, soon: u64) {
     let t = now();
     if expires <= t {
         rep.problems.push(format!(
             "{what} expired on {}: clients refuse it (`capsa repo refresh` re-signs the index, `capsa repo rotate-key` renews a root)",
             date(expires)
         ));
-    } else if expires - t < SOON {
+    } else if expires - t < soon {
         rep.warnings
             .push(format!("{what} expires on {}", date(expires)));
     }

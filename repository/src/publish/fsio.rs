@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -348,11 +348,6 @@ impl RepoDir {
         f.lock()
             .map_err(io_err("lock the publisher lock", self.full(LOCK)))?;
         Ok(f)
-    }
-
-    /// The top directory's fd, for callers that pin it.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.root.as_fd()
     }
 }
 
