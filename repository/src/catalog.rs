@@ -280,17 +280,25 @@ fn render_app(h: &mut String, remote: &str, i: usize, app: &CatalogApp<'_>) {
     );
 }
 
-/// The release the page describes first: the `stable` channel's (else the first channel's),
-/// else the newest release.
+/// The release the page describes first: what the `stable` channel (else the first channel)
+/// gives most clients (its fallback when its release is yanked or its rollout halted), else
+/// the newest release.
 fn shown_release(d: &AppDoc) -> Option<(&str, &ReleaseDoc)> {
     let pick = d
         .channels
         .get_key_value("stable")
         .or_else(|| d.channels.iter().next());
-    match pick {
-        Some((name, c)) => d.release(c.release).map(|r| (name.as_str(), r)),
-        None => d.releases.last().map(|r| ("none", r)),
+    let Some((name, c)) = pick else {
+        return d.releases.last().map(|r| ("none", r));
+    };
+    let main = d.release(c.release)?;
+    let halted = c.rollout.as_ref().is_some_and(|r| r.halted);
+    if main.yanked.is_some() || halted {
+        if let Some(f) = c.fallback.and_then(|f| d.release(f)) {
+            return Some((name.as_str(), f));
+        }
     }
+    Some((name.as_str(), main))
 }
 
 fn permissions(r: &ReleaseDoc, none: &str) -> String {

@@ -104,6 +104,10 @@ impl Repo {
     /// Opens and locks the repository at `path`, removing what a killed publisher left.
     pub fn open(path: &Path) -> Result<Self, PublishError> {
         let dir = RepoDir::open(path)?;
+        // Checked before the lock, which would otherwise leave a lock file in any directory.
+        if dir.size(layout::INDEX)?.is_none() {
+            return Err(PublishError::NotARepository(path.to_path_buf()));
+        }
         let lock = dir.lock()?;
         dir.sweep(&["", "roots", "keys", "blobs/sha256", HISTORY])?;
         let (root, root_stale) = load_roots(&dir)?;
