@@ -31,6 +31,7 @@ pub enum Command {
     Verify(VerifyArgs),
     Extract(ExtractArgs),
     Keygen(KeygenArgs),
+    Repo(RepoArgs),
     Remote(RemoteArgs),
     Search(SearchArgs),
     Update(UpdateArgs),
@@ -368,3 +369,5 @@ pub struct UpdateArgs {
 pub struct RollbackArgs {
     pub app: String,
 }
+mod repo;
+pub use repo::*;

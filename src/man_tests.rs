@@ -23,6 +23,12 @@ fn man_pages_are_fresh() {
         let name = format!("capsa-{}", sub.get_name());
         let page = sub.clone().name(name.clone());
         pages.push((format!("{name}.1"), render(&page)));
+        // Nested commands (`capsa repo init`) get their own pages, as their parent's lists.
+        for nested in sub.get_subcommands().filter(|s| s.get_name() != "help") {
+            let name = format!("{name}-{}", nested.get_name());
+            let page = nested.clone().name(name.clone());
+            pages.push((format!("{name}.1"), render(&page)));
+        }
     }
     let update = std::env::var_os("CAPSA_UPDATE_MAN").is_some();
     let mut stale = Vec::new();

@@ -5,8 +5,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod catalog;
 pub mod client;
 pub mod error;
 pub mod fetch;
 pub mod layout;
 pub mod meta;
+pub mod publish;

@@ -5,6 +5,7 @@ mod inspect;
 mod keygen;
 mod pack;
 mod remote;
+mod repo;
 mod run;
 mod store;
 mod verify;
@@ -35,6 +36,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(a) => remote::search(a),
         Command::Update(a) => remote::update(a),
         Command::Rollback(a) => remote::rollback(a),
+        Command::Repo(a) => repo::run(a),
         Command::Completions(a) => {
             clap_complete::generate(
                 a.shell,
