@@ -297,12 +297,47 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+const REMOTE_AFTER_HELP: &str = "\
+EXAMPLES
+  capsa remote add example https://example.org/capsa --key example.pub
+  capsa remote add example https://example.org/capsa --key 3fa9...e1 --mirror https://mirror.example.net/capsa
+  capsa remote list --json
+  capsa remote remove example
+
+FILES
+  $XDG_CONFIG_HOME/capsa/remotes/NAME.json  the remote (URL, mirrors, pinned key)
+  $XDG_STATE_HOME/capsa/trust/KEYID.json    the newest root and index version seen, and each
+                                           app's downgrade floor (kept when a remote is removed)
+
+EXIT STATUS
+  0 on success; 1 when the command failed (the message says why); 2 on a usage error.";
+
+const CLIENT_AFTER_HELP: &str = "\
+EXAMPLES
+  capsa search editor
+  capsa install org.example.Editor --remote example
+  capsa install org.example.Editor --channel beta
+  capsa update --check
+  capsa update org.example.Editor --yes
+  capsa rollback org.example.Editor
+
+FILES
+  $XDG_STATE_HOME/capsa/origins/APP.json  where an app came from (remote, channel, release)
+  $XDG_STATE_HOME/capsa/client-id         this client's random id, for staged rollouts
+  $XDG_CACHE_HOME/capsa/repo/             verified app documents and downloads in progress
+
+EXIT STATUS
+  0 on success (also when nothing needed updating); 1 when a command failed, or an update
+  was refused (a downgrade without --allow-downgrade, metadata that does not check); 2 on a
+  usage error.";
+
 /// Manage the repositories apps are installed and updated from.
 ///
 /// A remote is a URL (https://, http:// or file://) and the public key that signs the
 /// repository: trust comes only from the key given here, never from the server. Mirrors are
 /// untrusted: everything they serve is checked against the signed metadata.
 #[derive(Debug, Args)]
+#[command(after_long_help = REMOTE_AFTER_HELP)]
 pub struct RemoteArgs {
     #[command(subcommand)]
     pub command: RemoteCommand,
@@ -335,6 +370,7 @@ pub enum RemoteCommand {
 
 /// Search the remotes' apps by id, name or summary.
 #[derive(Debug, Args)]
+#[command(after_long_help = CLIENT_AFTER_HELP)]
 pub struct SearchArgs {
     pub term: String,
     #[arg(long)]
@@ -347,6 +383,7 @@ pub struct SearchArgs {
 /// client's random id whether it gets the new release. The new release is installed beside
 /// the old one and switched to atomically; `capsa rollback` switches back.
 #[derive(Debug, Args)]
+#[command(after_long_help = CLIENT_AFTER_HELP)]
 pub struct UpdateArgs {
     /// Apps to update [default: every app installed from a remote].
     pub apps: Vec<String>,
@@ -366,6 +403,7 @@ pub struct UpdateArgs {
 /// Switch an app back to its previous release, without network (running instances keep
 /// theirs).
 #[derive(Debug, Args)]
+#[command(after_long_help = CLIENT_AFTER_HELP)]
 pub struct RollbackArgs {
     pub app: String,
 }

@@ -22,9 +22,11 @@ struct Repo {
 
 impl Repo {
     fn new() -> Self {
+        // Not below /tmp: the sandbox has its own /tmp, and the marker files must be seen
+        // at their original paths inside it.
         let work = tempfile::Builder::new()
             .prefix("capsa-repo-e2e-")
-            .tempdir()
+            .tempdir_in("/var/tmp")
             .unwrap();
         let r = Self { work };
         for k in ["repo", "publisher"] {
@@ -244,6 +246,16 @@ fn channels_rollouts_halts_and_a_dead_mirror() {
     let v1 = repo.python("3.11-1", 0);
     let v2 = repo.python("3.11-2", 1);
     repo.add(&v1, &[]);
+    // beta starts at 3.11-1 (the fallback of its rollout), then 3.11-2 goes to half of it.
+    ok(&[
+        "repo",
+        "promote",
+        repo.dir().to_str().unwrap(),
+        PY,
+        "3.11-1",
+        "--channel",
+        "beta",
+    ]);
     repo.add(&v2, &["--channel", "beta", "--rollout", "50"]);
     let web = Nginx::serve(&repo.dir());
     let env = StoreEnv::new();

@@ -136,7 +136,7 @@ pub enum ClientError {
         channel: String,
         channels: String,
     },
-    #[error("remote {remote}: channel {channel} of {app} offers no release now (yanked, with no fallback)")]
+    #[error("remote {remote}: channel {channel} of {app} offers this client no release now: its release is yanked or halted, or this client is outside its staged rollout, and the channel has no fallback; try another channel")]
     NothingOffered {
         remote: String,
         app: String,
