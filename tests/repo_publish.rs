@@ -350,6 +350,10 @@ fn headless_chromium(repo: &Path) {
             .output()
             .is_ok_and(|o| o.status.success())
     }) else {
+        assert!(
+            std::env::var_os("CAPSA_REQUIRE_NGINX").is_none(),
+            "chromium is missing (apt-get install chromium) and CAPSA_REQUIRE_NGINX is set"
+        );
         eprintln!("skipped the browser check: no chromium");
         return;
     };
@@ -389,6 +393,8 @@ fn headless_chromium(repo: &Path) {
         &format!("--screenshot={}", shot.display()),
     ]);
     let png = std::fs::read(&shot).unwrap();
+    // A copy to look at after the run.
+    let _ = std::fs::copy(&shot, std::env::temp_dir().join("capsa-catalog.png"));
     assert!(
         png.starts_with(b"\x89PNG") && png.len() > 5000,
         "a screenshot"
