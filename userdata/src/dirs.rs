@@ -29,6 +29,16 @@ pub fn data_dir() -> PathBuf {
     xdg("XDG_DATA_HOME", ".local/share").join("capsa")
 }
 
+/// `$XDG_CONFIG_HOME/capsa`.
+pub fn config_dir() -> PathBuf {
+    xdg("XDG_CONFIG_HOME", ".config").join("capsa")
+}
+
+/// `$XDG_STATE_HOME/capsa`.
+pub fn state_dir() -> PathBuf {
+    xdg("XDG_STATE_HOME", ".local/state").join("capsa")
+}
+
 /// Creates `p` (and parents) with mode 0700 for the directories this creates.
 pub fn private_dir(p: &Path) -> Result<(), DataError> {
     fs::DirBuilder::new()

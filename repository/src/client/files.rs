@@ -26,21 +26,12 @@ pub struct Dirs {
     pub cache: PathBuf,
 }
 
-fn xdg(var: &str, fallback: &str) -> PathBuf {
-    std::env::var_os(var)
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/".into())).join(fallback)
-        })
-}
-
 impl Dirs {
     /// From the XDG variables (relative or unset ones fall back to `$HOME/...`).
     pub fn user() -> Self {
         Self {
-            config: xdg("XDG_CONFIG_HOME", ".config").join("capsa"),
-            state: xdg("XDG_STATE_HOME", ".local/state").join("capsa"),
+            config: userdata::dirs::config_dir(),
+            state: userdata::dirs::state_dir(),
             cache: userdata::dirs::cache_dir(),
         }
     }
