@@ -112,7 +112,7 @@ for v in 2 3; do
     row "ostree pull v$v (objects, as flatpak without deltas)" "$b" "$(pct "$b" "$(full $v)")" "$(requests_since "$n")" "–"
 done
 # Static deltas between consecutive commits, what Flathub serves: a fresh client at v2 pulls v3.
-ostree static-delta generate --repo="$OS" --from="$(ostree rev-parse --repo="$OS" app^)" --to="$(ostree rev-parse --repo="$OS" app)" >/dev/null
+ostree static-delta generate --repo="$OS" --from="$(ostree rev-parse --repo="$OS" app^)" --to="$(ostree rev-parse --repo="$OS" app)" >/dev/null 2>&1
 ostree summary --repo="$OS" -u >/dev/null
 OD=$W/ostree-delta
 ostree init --repo="$OD" --mode=bare-user >/dev/null
@@ -130,8 +130,8 @@ for v in 2 3; do
     (cd "$W/zs" && zsyncmake -u "py-$v.capsa" -o "py-$v.capsa.zsync" "py-$v.capsa" >/dev/null 2>&1)
     prev=$((v - 1))
     n=$(logged)
-    (cd "$W/tmp" && rm -f "py-$v.capsa" && zsync -q -i "$W/py-$prev.capsa" -o "py-$v.capsa" "$URL/zs/py-$v.capsa.zsync" >/dev/null 2>&1)
-    cmp -s "$W/tmp/py-$v.capsa" "$W/py-$v.capsa" || log "warning: zsync output differs"
+    (cd "$WORK/tmp" && rm -f "py-$v.capsa" && zsync -q -i "$W/py-$prev.capsa" -o "py-$v.capsa" "$URL/zs/py-$v.capsa.zsync" >/dev/null 2>&1)
+    cmp -s "$WORK/tmp/py-$v.capsa" "$W/py-$v.capsa" || log "warning: zsync output differs"
     b=$(bytes_since "$n")
     row "zsync v$prev → v$v (.capsa)" "$b" "$(pct "$b" "$(full $v)")" "$(requests_since "$n")" "–"
 done
