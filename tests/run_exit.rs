@@ -97,7 +97,7 @@ impl LoopFs {
         let img = dir.path().join("fs.img");
         std::fs::File::create(&img)
             .unwrap()
-            .set_len(256 << 20)
+            .set_len(1 << 30) // sparse; the debug capsa binary alone is over 150 MB
             .unwrap();
         sh(&["mkfs.ext4", "-q", "-F", img.to_str().unwrap()]);
         std::fs::create_dir(dir.path().join("m")).unwrap();
