@@ -8,133 +8,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::nginx::{self, Nginx};
+use common::repo::*;
 use common::*;
-
-const PY: &str = "org.python.Python3";
-const MARKERS: usize = 14;
-
-struct Repo {
-    work: tempfile::TempDir,
-}
-
-impl Repo {
-    fn new() -> Self {
-        // Not below /tmp: the sandbox has its own /tmp, and the marker files must be seen
-        // at their original paths inside it.
-        let work = tempfile::Builder::new()
-            .prefix("capsa-repo-e2e-")
-            .tempdir_in("/var/tmp")
-            .unwrap();
-        let r = Self { work };
-        for k in ["repo", "publisher"] {
-            ok(&["keygen", r.path(k).to_str().unwrap()]);
-        }
-        ok(&[
-            "repo",
-            "init",
-            r.dir().to_str().unwrap(),
-            "--key",
-            r.path("repo.key").to_str().unwrap(),
-        ]);
-        r
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.work.path().join(name)
-    }
-    fn dir(&self) -> PathBuf {
-        self.path("www")
-    }
-    fn add(&self, bundle: &Path, extra: &[&str]) {
-        let dir = self.dir();
-        let mut args = vec![
-            "repo",
-            "add",
-            dir.to_str().unwrap(),
-            bundle.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        ok(&args);
-    }
-    fn pubkey(&self) -> String {
-        self.path("repo.pub").to_string_lossy().into_owned()
-    }
-
-    /// The python3 sample at `version`, with the marker files: `changed` of them edited.
-    fn python(&self, version: &str, changed: usize) -> PathBuf {
-        let lib = self.path("markers");
-        if !lib.exists() {
-            std::fs::create_dir_all(&lib).unwrap();
-        }
-        for (i, src) in marker_sources().iter().enumerate() {
-            let mut text = std::fs::read(src).unwrap();
-            if i < changed {
-                text.extend_from_slice(format!("\n# edited for {version}\n").as_bytes());
-            }
-            std::fs::write(lib.join(format!("m{i:02}.py")), text).unwrap();
-        }
-        let recipe = std::fs::read_to_string(src().join("samples/python3/capsa.toml"))
-            .unwrap()
-            .replace("version = \"3.11\"", &format!("version = \"{version}\""))
-            .replace(
-                "paths = [\"/usr/bin/python3\", \"/usr/lib/python3.11\"]",
-                &format!(
-                    "paths = [\"/usr/bin/python3\", \"/usr/lib/python3.11\", \"{}\"]",
-                    lib.display()
-                ),
-            );
-        let r = self.path(&format!("python-{version}.toml"));
-        std::fs::write(&r, recipe).unwrap();
-        let out = self.path(&format!("python-{version}.capsa"));
-        ok(&[
-            "pack",
-            r.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--sign",
-            self.path("publisher.key").to_str().unwrap(),
-        ]);
-        out
-    }
-}
-
-/// 14 stdlib modules of some size, always the same ones.
-fn marker_sources() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir("/usr/lib/python3.11")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "py"))
-        .filter(|p| p.metadata().is_ok_and(|m| m.len() > 20_000))
-        .collect();
-    v.sort();
-    assert!(v.len() >= MARKERS, "{v:?}");
-    v.truncate(MARKERS);
-    v
-}
-
-/// The hello sample, signed by the publisher key.
-fn signed_hello(r: &Repo) -> PathBuf {
-    let recipe = build_hello(&r.path("hello-src"));
-    let out = r.path("hello.capsa");
-    ok(&[
-        "pack",
-        recipe.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--sign",
-        r.path("publisher.key").to_str().unwrap(),
-    ]);
-    out
-}
-
-fn marker(env: &StoreEnv, r: &Repo, i: usize) -> String {
-    let path = r.path("markers").join(format!("m{i:02}.py"));
-    let code = format!("print(open('{}').read().splitlines()[-1])", path.display());
-    env.ok(&["run", PY, "--", "-c", &code]).trim().to_owned()
-}
 
 #[test]
 fn publish_install_update_and_roll_back_over_nginx() {
@@ -220,21 +96,11 @@ fn publish_install_update_and_roll_back_over_nginx() {
         // update does not bring back the release rolled back from.
         assert!(env.ok(&["update", "--yes"]).is_empty());
         assert_eq!(
-            store_version(&env),
+            store_version(&env, PY),
             "3.11-2",
             "a rollback holds until a newer release"
         );
     }
-}
-
-fn marker_last_line(i: usize) -> String {
-    let text = std::fs::read_to_string(&marker_sources()[i]).unwrap();
-    text.lines().last().unwrap().trim().to_owned()
-}
-
-fn store_version(env: &StoreEnv) -> String {
-    let v: serde_json::Value = serde_json::from_str(&env.ok(&["info", "--json", PY])).unwrap();
-    v["version"].as_str().unwrap().to_owned()
 }
 
 #[test]
@@ -275,7 +141,7 @@ fn channels_rollouts_halts_and_a_dead_mirror() {
         &web.url(),
     ]);
     env.ok(&["install", "--yes", PY]);
-    assert_eq!(store_version(&env), "3.11-1", "stable has 3.11-1 only");
+    assert_eq!(store_version(&env, PY), "3.11-1", "stable has 3.11-1 only");
     env.ok(&["install", "--yes", "--channel", "beta", PY]);
     // 1,000 simulated clients on beta's 50 % rollout.
     let id_file = env.dir.path().join("state/capsa/client-id");

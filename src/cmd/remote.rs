@@ -1,7 +1,13 @@
 //! The repository client commands: remote add/list/remove, search, install by name, update
 //! and rollback. Every string that came from a repository is shown through `display`.
+//!
+//! `CAPSA_FETCH_STALL_SECS` (a knob for tests and for operators of slow links, not an option):
+//! the seconds without a byte after which a download fails, instead of
+//! [`repository::fetch::STALL_TIMEOUT`] (30 s); a value that is not a whole number from 1 up
+//! is ignored.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use repository::client::text::action as action_text;
@@ -14,7 +20,15 @@ use crate::cmd::store::{exe, install_file, report};
 use crate::output::size;
 
 fn user_client() -> Client {
-    Client::user(Box::new(client::net::connect))
+    let stall = std::env::var("CAPSA_FETCH_STALL_SECS")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .map_or(repository::fetch::STALL_TIMEOUT, Duration::from_secs);
+    Client::user(client::net::connect_with(
+        repository::fetch::CONNECT_TIMEOUT,
+        stall,
+    ))
 }
 
 /// Whether `capsa install TARGET` names an app of a remote rather than a bundle file: with

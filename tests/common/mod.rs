@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod nginx;
+pub mod repo;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 use bundle_format::Digest;
 
@@ -12,7 +13,7 @@ use super::error::ClientError;
 use super::remote::Remote;
 use super::source::Source;
 use crate::error::FetchError;
-use crate::fetch::Fetcher;
+use crate::fetch::{self, Fetcher};
 
 /// A remote reached through the fetcher.
 pub struct Net {
@@ -21,13 +22,28 @@ pub struct Net {
 }
 
 impl Net {
+    /// With the fetcher's default timeouts.
     pub fn new(remote: &Remote) -> Result<Self, ClientError> {
-        let fetcher = Fetcher::from_urls(&remote.url, &remote.mirrors).map_err(|source| {
-            ClientError::Fetcher {
-                remote: remote.name.clone(),
-                source,
-            }
-        })?;
+        Self::with_timeouts(remote, fetch::CONNECT_TIMEOUT, fetch::STALL_TIMEOUT)
+    }
+
+    /// Connections must be up within `connect`; a transfer fails after `stall` without a byte.
+    pub fn with_timeouts(
+        remote: &Remote,
+        connect: Duration,
+        stall: Duration,
+    ) -> Result<Self, ClientError> {
+        let fetch_err = |source| ClientError::Fetcher {
+            remote: remote.name.clone(),
+            source,
+        };
+        let sources = remote
+            .urls()
+            .iter()
+            .map(|u| fetch::Source::parse(u))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fetch_err)?;
+        let fetcher = Fetcher::with_timeouts(sources, connect, stall).map_err(fetch_err)?;
         Ok(Self {
             remote: remote.name.clone(),
             fetcher,
@@ -78,4 +94,9 @@ impl Source for Net {
 /// ones included (the library's tests also use [`super::source::DirSource`]).
 pub fn connect(remote: &Remote) -> Result<Box<dyn Source>, ClientError> {
     Ok(Box::new(Net::new(remote)?))
+}
+
+/// A [`super::Connect`] like [`connect`] with other timeouts (see [`Net::with_timeouts`]).
+pub fn connect_with(connect: Duration, stall: Duration) -> super::Connect {
+    Box::new(move |remote| Ok(Box::new(Net::with_timeouts(remote, connect, stall)?)))
 }

@@ -15,6 +15,10 @@
 //!   another digest, starts over too.
 //! - Content past `size` (cut at one byte more) or of another digest empties the `.part`;
 //!   a `.part` left empty when the call fails is removed.
+//! - A resumed transfer whose result has another digest is tried once more from byte zero on
+//!   the same source: the kept bytes (from another source, or an earlier command that a
+//!   damaging server cut short) may be what was wrong, so a damaged `.part` never makes a
+//!   good source fail.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -78,6 +82,8 @@ struct Part {
     file: File,
     len: u64,
     hasher: Hasher,
+    /// Whether the last transfer appended to bytes kept from before it.
+    resumed: bool,
 }
 
 impl Part {
@@ -108,6 +114,7 @@ impl Part {
             file,
             len: 0,
             hasher: Hasher::default(),
+            resumed: false,
         };
         part.rehash()?;
         Ok(part)
@@ -157,8 +164,26 @@ impl Part {
         Ok(())
     }
 
-    /// One try at one source: the rest of the blob, or the whole of it again.
+    /// One try at one source; a resumed transfer that ends in another digest is made again
+    /// from byte zero (see the module doc).
     fn fill(
+        &mut self,
+        fetcher: &Fetcher,
+        source: &Source,
+        rel: &RelPath<'_>,
+        want: &Want<'_>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(), Fail> {
+        match self.transfer(fetcher, source, rel, want, progress) {
+            Err(Fail::Next(Problem::DigestMismatch { .. })) if self.resumed => {
+                self.transfer(fetcher, source, rel, want, progress)
+            }
+            other => other,
+        }
+    }
+
+    /// The rest of the blob from `source`, or the whole of it again.
+    fn transfer(
         &mut self,
         fetcher: &Fetcher,
         source: &Source,
@@ -180,6 +205,7 @@ impl Part {
         if answer.offset != self.len {
             self.reset().map_err(Fail::Abort)?;
         }
+        self.resumed = self.len > 0;
         progress(self.len, want.size);
         self.stream(answer.body, want, progress)?;
         if self.len < want.size {
