@@ -32,6 +32,10 @@ FILES
   $XDG_STATE_HOME/capsa/client-id         this client's random id, for staged rollouts
   $XDG_CACHE_HOME/capsa/repo/             verified app documents and downloads in progress
 
+ENVIRONMENT
+  CAPSA_FETCH_STALL_SECS  seconds without a byte before a download fails (default 30)
+  HTTPS_PROXY, HTTP_PROXY, NO_PROXY  as for curl
+
 EXIT STATUS
   0 on success (also when nothing needed updating); 1 when a command failed, or an update
   was refused (a downgrade without --allow-downgrade, metadata that does not check); 2 on a

@@ -143,6 +143,7 @@ pub fn install(a: InstallArgs) -> anyhow::Result<ExitCode> {
     );
     match install_file(
         &p.bundle_path,
+        &app,
         Some(p.publisher.clone()),
         a.default_for,
         a.yes,
@@ -223,9 +224,13 @@ pub fn update(a: UpdateArgs) -> anyhow::Result<ExitCode> {
             size(c.bytes_received() - before),
             size(p.release.bundle.size)
         );
-        if let Some(done) =
-            install_file(&p.bundle_path, Some(p.publisher.clone()), Vec::new(), a.yes)?
-        {
+        if let Some(done) = install_file(
+            &p.bundle_path,
+            &plan.app,
+            Some(p.publisher.clone()),
+            Vec::new(),
+            a.yes,
+        )? {
             c.record_installed(&p)?;
             report(&done)?;
         }

@@ -93,7 +93,8 @@ pub fn install(a: InstallArgs) -> anyhow::Result<ExitCode> {
     if std::fs::symlink_metadata(&a.target).is_err() {
         bail!("no such file: {}", a.target.display());
     }
-    match install_file(&a.target, trusted, a.default_for, a.yes)? {
+    let name = a.target.display().to_string();
+    match install_file(&a.target, &name, trusted, a.default_for, a.yes)? {
         Some(done) => report(&done)?,
         None => eprintln!("capsa: not installed: nothing changed"),
     }
@@ -101,9 +102,11 @@ pub fn install(a: InstallArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `store::install` of a bundle file with the consent dialog (shown on stderr; asked unless
-/// `yes`). `None` when the user said no: nothing changed.
+/// `yes`); `name` is what errors call it (the file, or the app id of a remote's app). `None`
+/// when the user said no: nothing changed.
 pub(crate) fn install_file(
     bundle: &Path,
+    name: &str,
     trusted: Option<bundle_format::PublicKey>,
     default_for: Vec<String>,
     yes: bool,
@@ -130,9 +133,7 @@ pub(crate) fn install_file(
     };
     match store::install(&Layout::user(), bundle, &opts, &mut confirm) {
         Err(store::StoreError::Cancelled) => Ok(None),
-        r => Ok(Some(r.with_context(|| {
-            format!("cannot install {}", bundle.display())
-        })?)),
+        r => Ok(Some(r.with_context(|| format!("cannot install {name}"))?)),
     }
 }
 

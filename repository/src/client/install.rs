@@ -163,8 +163,8 @@ impl Client {
         }
     }
 
-    /// Chooses `app`'s release and fetches its whole bundle file, checked (see the module
-    /// docs). The caller installs it with `store::install`, then calls
+    /// Chooses `app`'s release and fetches its bundle file, checked (see the module docs),
+    /// less the layers the store already has sealed. The caller installs it with `store::install`, then calls
     /// [`Client::record_installed`].
     pub fn prepare_install(&mut self, app: &str, req: &Request) -> Result<Prepared, ClientError> {
         let name = self.pick_remote(app, req)?;
@@ -207,7 +207,21 @@ impl Client {
         let parts = fetch_parts(src, &ctx, &publisher)?;
         let downloads = dirs.downloads();
         super::files::private_dir(&downloads)?;
-        let bundle_path = assemble(src, &ctx, &parts, &downloads, &mut |_| Fill::Fetch)?;
+        // Layers the store has sealed already (shared with installed apps) are not fetched:
+        // holes, which `store::install` never reads.
+        let sealed: Vec<_> = parts
+            .manifest
+            .layers
+            .iter()
+            .filter(|l| storeside::layer_sealed(&self.store, l))
+            .map(|l| l.digest)
+            .collect();
+        let bundle_path = assemble(src, &ctx, &parts, &downloads, &mut |e| match sealed
+            .contains(&e.digest)
+        {
+            true => Fill::Hole,
+            false => Fill::Fetch,
+        })?;
         Ok(Prepared {
             bundle_path,
             manifest: parts.manifest,
