@@ -7,6 +7,7 @@
 //! is ignored.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,17 +18,26 @@ use store::Layout;
 
 use crate::cli::{InstallArgs, RemoteArgs, RemoteCommand, RollbackArgs, SearchArgs, UpdateArgs};
 use crate::cmd::store::{exe, install_file, report};
-use crate::output::size;
+use crate::output::{bar, size};
+use indicatif::ProgressBar;
 
-fn user_client() -> Client {
+/// The client, with a download progress bar on stderr when it is a terminal (`bar` is
+/// cleared by the caller when the command's downloads are over).
+fn user_client(bar: &ProgressBar) -> Client {
     let stall = std::env::var("CAPSA_FETCH_STALL_SECS")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
         .filter(|&s| s > 0)
         .map_or(repository::fetch::STALL_TIMEOUT, Duration::from_secs);
+    let pb = bar.clone();
+    let progress: client::net::Progress = Arc::new(move |done, all| {
+        pb.set_length(all);
+        pb.set_position(done);
+    });
     Client::user(client::net::connect_with(
         repository::fetch::CONNECT_TIMEOUT,
         stall,
+        Some(progress),
     ))
 }
 
@@ -92,7 +102,7 @@ pub fn remote(a: RemoteArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn search(a: SearchArgs) -> anyhow::Result<ExitCode> {
-    let mut c = user_client();
+    let mut c = user_client(&ProgressBar::hidden());
     let found = c.search(&a.term);
     for e in &found.failed {
         eprintln!("capsa: warning: {e}");
@@ -123,15 +133,16 @@ pub fn search(a: SearchArgs) -> anyhow::Result<ExitCode> {
 /// file, trusting only the publisher key the signed metadata names.
 pub fn install(a: InstallArgs) -> anyhow::Result<ExitCode> {
     let app = a.target.to_string_lossy().into_owned();
-    let mut c = user_client();
+    let fetching = bar("fetching");
+    let mut c = user_client(&fetching);
     let req = Request {
         remote: a.remote,
         channel: a.channel,
         allow_downgrade: a.allow_downgrade,
     };
-    let p = c
-        .prepare_install(&app, &req)
-        .with_context(|| format!("cannot install {app}"))?;
+    let p = c.prepare_install(&app, &req);
+    fetching.finish_and_clear();
+    let p = p.with_context(|| format!("cannot install {app}"))?;
     eprintln!(
         "capsa: {} {} from remote {} ({}: {}), {} fetched",
         app,
@@ -158,7 +169,8 @@ pub fn install(a: InstallArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn update(a: UpdateArgs) -> anyhow::Result<ExitCode> {
-    let mut c = user_client();
+    let fetching = bar("fetching");
+    let mut c = user_client(&fetching);
     let plans = c.check_updates(&a.apps);
     let mut failed = false;
     let mut checked = Vec::new();
@@ -215,9 +227,10 @@ pub fn update(a: UpdateArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         let before = c.bytes_received();
-        let p = c
-            .prepare_update(&plan, a.allow_downgrade)
-            .with_context(|| format!("cannot update {}", plan.app))?;
+        fetching.reset();
+        let p = c.prepare_update(&plan, a.allow_downgrade);
+        fetching.finish_and_clear();
+        let p = p.with_context(|| format!("cannot update {}", plan.app))?;
         eprintln!(
             "capsa: {}: {} fetched of a {} bundle",
             plan.app,

@@ -15,10 +15,14 @@ use super::source::Source;
 use crate::error::FetchError;
 use crate::fetch::{self, Fetcher};
 
+/// Told `(bytes done, bytes in all)` while a blob downloads (a progress bar).
+pub type Progress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
+
 /// A remote reached through the fetcher.
 pub struct Net {
     remote: String,
     fetcher: Fetcher,
+    progress: Option<Progress>,
 }
 
 impl Net {
@@ -47,7 +51,14 @@ impl Net {
         Ok(Self {
             remote: remote.name.clone(),
             fetcher,
+            progress: None,
         })
+    }
+
+    /// Reports each blob's download to `progress`.
+    pub fn with_progress(mut self, progress: Option<Progress>) -> Self {
+        self.progress = progress;
+        self
     }
 
     fn err(&self, source: FetchError) -> ClientError {
@@ -68,8 +79,14 @@ impl Source for Net {
     }
 
     fn blob(&self, rel: &str, digest: &Digest, size: u64, dest: &Path) -> Result<(), ClientError> {
+        let progress = self.progress.clone();
+        let mut tell = move |done: u64, all: u64| {
+            if let Some(p) = &progress {
+                p(done, all)
+            }
+        };
         self.fetcher
-            .get_blob(rel, digest, size, dest, &mut |_, _| {})
+            .get_blob(rel, digest, size, dest, &mut tell)
             .map_err(|e| self.err(e))
     }
 
@@ -97,6 +114,13 @@ pub fn connect(remote: &Remote) -> Result<Box<dyn Source>, ClientError> {
 }
 
 /// A [`super::Connect`] like [`connect`] with other timeouts (see [`Net::with_timeouts`]).
-pub fn connect_with(connect: Duration, stall: Duration) -> super::Connect {
-    Box::new(move |remote| Ok(Box::new(Net::with_timeouts(remote, connect, stall)?)))
+pub fn connect_with(
+    connect: Duration,
+    stall: Duration,
+    progress: Option<Progress>,
+) -> super::Connect {
+    Box::new(move |remote| {
+        let net = Net::with_timeouts(remote, connect, stall)?.with_progress(progress.clone());
+        Ok(Box::new(net))
+    })
 }
