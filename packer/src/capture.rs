@@ -17,6 +17,7 @@ use bundle_format::{BundlePath, LayerRole};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::error::PackError;
+use crate::origin::Origin;
 
 /// Most reasons kept per item (the rest are counted).
 const MAX_REASONS: usize = 6;
@@ -45,6 +46,8 @@ pub struct Item {
     pub kind: ItemKind,
     pub roles: BTreeSet<LayerRole>,
     pub reasons: Vec<String>,
+    /// The capture stages that brought it (typed; the report's first column).
+    pub origins: BTreeSet<Origin>,
 }
 
 /// An ELF object waiting for its closure: where the loader sees it, where its bytes are, and
@@ -59,11 +62,13 @@ pub struct Pending {
 }
 
 /// The growing capture set.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CaptureSet {
     pub items: BTreeMap<BundlePath, Item>,
     pub warnings: Vec<String>,
     pub queue: VecDeque<Pending>,
+    /// The stage now adding files: recorded on every item it notes.
+    pub origin: Origin,
     excludes: Option<GlobSet>,
 }
 
@@ -119,8 +124,11 @@ impl CaptureSet {
             .build()
             .map_err(|e| capture_err(Path::new("exclude"), e.to_string()))?;
         Ok(Self {
+            items: BTreeMap::new(),
+            warnings: Vec::new(),
+            queue: VecDeque::new(),
+            origin: Origin::Listed,
             excludes: Some(set),
-            ..Default::default()
         })
     }
 
@@ -186,6 +194,7 @@ impl CaptureSet {
             kind: kind.clone(),
             roles: BTreeSet::new(),
             reasons: Vec::new(),
+            origins: BTreeSet::new(),
         });
         if item.kind != kind
             && !matches!(
@@ -199,6 +208,7 @@ impl CaptureSet {
             ));
         }
         item.roles.insert(role);
+        item.origins.insert(self.origin.clone());
         if item.reasons.len() < MAX_REASONS && !item.reasons.iter().any(|r| r == reason) {
             item.reasons.push(reason.to_owned());
         }

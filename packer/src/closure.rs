@@ -14,6 +14,7 @@ use crate::capture::{CaptureSet, Pending};
 use crate::elf::{kind_of, version_key, ElfInfo, ElfKind};
 use crate::error::PackError;
 use crate::ldcache::LdCache;
+use crate::origin::Origin;
 use crate::resolve::Resolver;
 
 /// glibc's own shared objects (and libgcc_s, which glibc dlopens for unwinding). They form the
@@ -98,7 +99,15 @@ impl<'a> Closure<'a> {
     }
 
     /// Processes the queue until it is empty.
+    /// Files it adds record [`Origin::Closure`]; the set's origin is restored afterwards.
     pub fn run(&mut self) -> Result<(), PackError> {
+        let stage = std::mem::replace(&mut self.set.origin, Origin::Closure);
+        let result = self.drain();
+        self.set.origin = stage;
+        result
+    }
+
+    fn drain(&mut self) -> Result<(), PackError> {
         while let Some(p) = self.set.queue.pop_front() {
             let real = std::fs::canonicalize(&p.source).unwrap_or_else(|_| p.source.clone());
             if self.scanned.insert(real) {

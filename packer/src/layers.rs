@@ -160,6 +160,7 @@ mod tests {
             kind,
             roles: roles.iter().copied().collect::<BTreeSet<_>>(),
             reasons: vec![],
+            origins: BTreeSet::new(),
         }
     }
     fn file(ino: u64) -> ItemKind {

@@ -11,6 +11,7 @@ pub mod elf;
 pub mod error;
 pub mod layers;
 pub mod ldcache;
+pub mod origin;
 pub mod pack;
 pub mod recipe;
 pub mod resolve;

@@ -20,6 +20,7 @@ use crate::closure::Closure;
 use crate::error::PackError;
 use crate::layers::{file_role, plan, LayerPlan, Planned};
 use crate::ldcache::LdCache;
+use crate::origin::Origin;
 use crate::recipe::Recipe;
 
 /// Options beyond the recipe.
@@ -54,6 +55,8 @@ impl Progress for NoProgress {}
 pub struct ReportEntry {
     pub path: String,
     pub layer: &'static str,
+    /// The capture stages that brought the file, typed.
+    pub origins: Vec<Origin>,
     pub reasons: Vec<String>,
 }
 
@@ -259,6 +262,7 @@ pub fn pack(
                         .unwrap_or(LayerRole::App)
                         .as_str(),
                 },
+                origins: i.origins.iter().cloned().collect(),
                 reasons: i.reasons.clone(),
             })
             .collect(),
@@ -367,6 +371,7 @@ fn add_loader_cache(
             },
             roles: [LayerRole::App].into(),
             reasons: vec![format!("generated loader cache for {}", names.join(", "))],
+            origins: [Origin::Generated].into(),
         },
     );
     Ok(())

@@ -41,7 +41,7 @@ pub struct App {
     pub workdir: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Capture {
     /// ELF programs: captured with their shared-library closure and the loader.
@@ -59,6 +59,52 @@ pub struct Capture {
     /// Sonames that may stay unresolved (the app copes without them).
     #[serde(default)]
     pub allow_missing: Vec<String>,
+    /// dpkg packages whose listed files are captured (read from `/var/lib/dpkg`).
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Also capture the packages' `Depends`/`Pre-Depends` closure, less the base system's
+    /// packages (Essential or `Priority: required`).
+    #[serde(default)]
+    pub package_dependencies: bool,
+    /// Commands run traced on the packing machine; what they use is captured.
+    #[serde(default)]
+    pub trace: Vec<Vec<String>>,
+    /// Seconds before a traced command is killed (default 120).
+    #[serde(default)]
+    pub trace_timeout: Option<u64>,
+    /// The base of system data (`/bin/sh`, C.UTF-8, NSS and network files, CA certificates,
+    /// terminfo); on unless `false`.
+    #[serde(default = "yes")]
+    pub base: bool,
+    /// Widening units taken whether or not a captured file lies in them.
+    #[serde(default)]
+    pub units: Vec<String>,
+    /// Widening units never taken (names from `packer/units.toml` or `[[capture.unit]]`).
+    #[serde(default)]
+    pub no_units: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Self {
+            binaries: Vec::new(),
+            paths: Vec::new(),
+            exclude: Vec::new(),
+            files: BTreeMap::new(),
+            allow_missing: Vec::new(),
+            packages: Vec::new(),
+            package_dependencies: false,
+            trace: Vec::new(),
+            trace_timeout: None,
+            base: true,
+            units: Vec::new(),
+            no_units: Vec::new(),
+        }
+    }
 }
 
 /// `network` is a boolean or a port list such as `"tcp:443,tcp:80"`.
@@ -145,11 +191,22 @@ impl Recipe {
             return Err(self
                 .bad("app.command: the first element must be an absolute path inside the bundle"));
         }
-        if self.capture.binaries.is_empty()
-            && self.capture.paths.is_empty()
-            && self.capture.files.is_empty()
+        let c = &self.capture;
+        if c.binaries.is_empty()
+            && c.paths.is_empty()
+            && c.files.is_empty()
+            && c.packages.is_empty()
+            && c.trace.is_empty()
         {
-            return Err(self.bad("capture: nothing to capture (give binaries, paths or files)"));
+            return Err(self.bad(
+                "capture: nothing to capture (give binaries, paths, files, packages or trace)",
+            ));
+        }
+        if let Some(i) = c.trace.iter().position(|t| t.is_empty()) {
+            return Err(self.bad(format!("capture.trace[{i}]: an empty command")));
+        }
+        if c.trace_timeout == Some(0) {
+            return Err(self.bad("capture.trace-timeout: must be at least 1 second"));
         }
         for p in self.capture.binaries.iter().chain(&self.capture.paths) {
             if !p.starts_with('/') {

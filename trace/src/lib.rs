@@ -1,0 +1,168 @@
+//! Capsa's tracer: runs a command on the packing machine under ptrace, with a seccomp filter
+//! that returns `SECCOMP_RET_TRACE` only for path-taking and socket syscalls, so the traced
+//! program runs near full speed. Forks, threads and execs are followed; every path is
+//! recorded with the syscall's outcome. The result is plain data ([`Trace`]); deciding what
+//! of it goes into a bundle is the packer's business.
+//!
+//! The tracee is started through a helper program (normally `capsa` itself, via a hidden
+//! subcommand) that calls [`child_main`]: it asks to be traced, stops itself, and once the
+//! tracer has set its options, sets `no_new_privs`, installs the filter and execs the command.
+//! So this crate needs no `unsafe` (no `pre_exec`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// What to trace and how.
+#[derive(Debug, Clone)]
+pub struct TraceCommand {
+    /// The program and its arguments (`argv[0]` is a path or a name looked up in `PATH`).
+    pub argv: Vec<OsString>,
+    /// Working directory; default the caller's.
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variables (the caller's environment is inherited).
+    pub env: Vec<(OsString, OsString)>,
+    /// Killed (the whole traced tree) after this long; `Trace::timed_out` says so.
+    pub timeout: Duration,
+    /// The helper program and the arguments before `argv` that make it call [`child_main`],
+    /// e.g. (`/proc/self/exe`, `["__trace-exec", "--"]`).
+    pub helper: PathBuf,
+    pub helper_args: Vec<OsString>,
+}
+
+/// What a recorded syscall did with its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    /// open/openat/openat2/creat; `write` when opened for writing, `create` with O_CREAT.
+    Open { write: bool, create: bool },
+    /// execve/execveat (the path asked for, not the interpreter).
+    Exec,
+    /// stat family, access family, readlink, statfs, chdir: the path was looked up.
+    Stat,
+    /// mkdir, unlink, rename (either side), link, symlink (the new path), chmod, chown, utimes,
+    /// truncate: the path was changed.
+    Change,
+}
+
+/// One path a traced process used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Access {
+    /// Absolute path as the process named it, made absolute against its cwd or dirfd;
+    /// symlinks are not resolved.
+    pub path: PathBuf,
+    pub op: Op,
+    /// `None` on success, else the errno the call returned (ENOENT: probed and missing).
+    pub errno: Option<i32>,
+    pub pid: u32,
+}
+
+/// A socket address a traced process connected or sent to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SockAddr {
+    /// AF_UNIX with a path.
+    Unix(PathBuf),
+    /// AF_UNIX in the abstract namespace (without the leading NUL).
+    Abstract(String),
+    /// AF_INET/AF_INET6.
+    Inet { ip: std::net::IpAddr, port: u16 },
+}
+
+/// A connect (or sendto/sendmsg with an address).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Connect {
+    pub addr: SockAddr,
+    /// SOCK_STREAM, SOCK_DGRAM... as the socket's type (`SOCK_STREAM` = 1).
+    pub sock_type: i32,
+    pub errno: Option<i32>,
+    pub pid: u32,
+}
+
+/// A program a traced process executed: the path asked for, and what the kernel ran
+/// (`/proc/PID/exe` after the exec, which is the interpreter for a `#!` script).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Exec {
+    pub path: PathBuf,
+    pub exe: PathBuf,
+    pub argv0: String,
+    pub pid: u32,
+}
+
+/// How the traced command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+/// Everything a traced run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trace {
+    pub accesses: Vec<Access>,
+    pub execs: Vec<Exec>,
+    pub connects: Vec<Connect>,
+    /// The first process's exit (the command itself).
+    pub exit: Exit,
+    /// The deadline passed and the tree was killed.
+    pub timed_out: bool,
+    pub wall: Duration,
+    /// Syscalls stopped on (for the benchmark and the report).
+    pub stops: u64,
+}
+
+/// What can go wrong while tracing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TraceError {
+    #[error("cannot start the traced command {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("ptrace {op} on pid {pid}: {source}")]
+    Ptrace {
+        op: &'static str,
+        pid: u32,
+        source: nix::Error,
+    },
+    #[error("waitpid: {0}")]
+    Wait(nix::Error),
+    #[error("cannot build the trace seccomp filter: {0}")]
+    Filter(String),
+}
+
+/// Runs `cmd` traced to its end (or its timeout).
+pub fn run(cmd: &TraceCommand) -> Result<Trace, TraceError> {
+    let _ = cmd;
+    Err(TraceError::Filter("not built yet".into()))
+}
+
+/// The helper side: called by the helper program with the command's argv. Asks to be traced,
+/// stops, sets `no_new_privs`, installs the filter and execs `argv`. Returns only on failure.
+pub fn child_main(argv: &[OsString]) -> std::io::Error {
+    let _ = argv;
+    std::io::Error::other("not built yet")
+}
+
+/// For a caller that forks the tracee itself (the launcher's `--trace-missing`), in the child:
+/// asks to be traced by its parent and stops (SIGSTOP) until the tracer has set its options.
+pub fn traceme_and_stop() -> std::io::Result<()> {
+    Err(std::io::Error::other("not built yet"))
+}
+
+/// In the child, after [`traceme_and_stop`] and `no_new_privs`, just before exec: installs the
+/// trace filter (it stacks with any other seccomp filter; a refusal by another wins).
+pub fn install_filter() -> Result<(), TraceError> {
+    Err(TraceError::Filter("not built yet".into()))
+}
+
+/// In the parent: follows a child stopped by [`traceme_and_stop`] and all its descendants to
+/// the end (or `timeout`), and returns what they did. `exit` is that child's.
+pub fn follow(pid: u32, timeout: Duration) -> Result<Trace, TraceError> {
+    let _ = (pid, timeout);
+    Err(TraceError::Filter("not built yet".into()))
+}
