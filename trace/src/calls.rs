@@ -3,6 +3,9 @@
 //! ([`crate::filter`]) and the decoder ([`crate::decode`]), so they cannot disagree.
 //! Legacy path calls (`open`, `stat`, ...) exist on x86_64 only.
 
+// `c_long` is i64 only on 64-bit targets: the casts are not noise elsewhere.
+#![allow(clippy::unnecessary_cast)]
+
 use crate::Op;
 
 /// When the filter returns `RET_TRACE` for a call.
@@ -45,14 +48,38 @@ pub(crate) enum Flags {
 /// What a call's arguments mean.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Kind {
-    Open { dir: Dir, path: u8, flags: Flags },
-    Exec { dir: Dir, path: u8, argv: u8, empty: Empty },
+    Open {
+        dir: Dir,
+        path: u8,
+        flags: Flags,
+    },
+    Exec {
+        dir: Dir,
+        path: u8,
+        argv: u8,
+        empty: Empty,
+    },
     /// One path, looked up (`Op::Stat`) or changed (`Op::Change`).
-    Path { op: Op, dir: Dir, path: u8, empty: Empty },
+    Path {
+        op: Op,
+        dir: Dir,
+        path: u8,
+        empty: Empty,
+    },
     /// rename/link: the old path (`old_op`) and the new one (changed).
-    Two { old_op: Op, old_dir: Dir, old: u8, new_dir: Dir, new: u8, empty: Empty },
+    Two {
+        old_op: Op,
+        old_dir: Dir,
+        old: u8,
+        new_dir: Dir,
+        new: u8,
+        empty: Empty,
+    },
     /// symlink: only the link's own path is a path.
-    Symlink { dir: Dir, path: u8 },
+    Symlink {
+        dir: Dir,
+        path: u8,
+    },
     Connect,
     SendTo,
     SendMsg,
@@ -67,22 +94,43 @@ pub(crate) struct Call {
 }
 
 const fn call(nr: libc::c_long, kind: Kind) -> Call {
-    Call { nr: nr as i64, when: Traced::Always, kind }
+    Call {
+        nr: nr as i64,
+        when: Traced::Always,
+        kind,
+    }
 }
 
 const STAT: Op = Op::Stat;
 const CHANGE: Op = Op::Change;
 
 const fn look(op: Op, path: u8) -> Kind {
-    Kind::Path { op, dir: Dir::Cwd, path, empty: Empty::Never }
+    Kind::Path {
+        op,
+        dir: Dir::Cwd,
+        path,
+        empty: Empty::Never,
+    }
 }
 
 const fn look_at(op: Op, path: u8, empty: Empty) -> Kind {
-    Kind::Path { op, dir: Dir::Arg(0), path, empty }
+    Kind::Path {
+        op,
+        dir: Dir::Arg(0),
+        path,
+        empty,
+    }
 }
 
 const fn two(old_op: Op, empty: Empty) -> Kind {
-    Kind::Two { old_op, old_dir: Dir::Arg(0), old: 1, new_dir: Dir::Arg(2), new: 3, empty }
+    Kind::Two {
+        old_op,
+        old_dir: Dir::Arg(0),
+        old: 1,
+        new_dir: Dir::Arg(2),
+        new: 3,
+        empty,
+    }
 }
 
 use libc::*;
@@ -90,13 +138,57 @@ use libc::*;
 /// Every traced syscall.
 pub(crate) const TRACED: &[Call] = &[
     #[cfg(target_arch = "x86_64")]
-    call(SYS_open, Kind::Open { dir: Dir::Cwd, path: 0, flags: Flags::Arg(1) }),
+    call(
+        SYS_open,
+        Kind::Open {
+            dir: Dir::Cwd,
+            path: 0,
+            flags: Flags::Arg(1),
+        },
+    ),
     #[cfg(target_arch = "x86_64")]
-    call(SYS_creat, Kind::Open { dir: Dir::Cwd, path: 0, flags: Flags::Creat }),
-    call(SYS_openat, Kind::Open { dir: Dir::Arg(0), path: 1, flags: Flags::Arg(2) }),
-    call(SYS_openat2, Kind::Open { dir: Dir::Arg(0), path: 1, flags: Flags::How(2) }),
-    call(SYS_execve, Kind::Exec { dir: Dir::Cwd, path: 0, argv: 1, empty: Empty::Never }),
-    call(SYS_execveat, Kind::Exec { dir: Dir::Arg(0), path: 1, argv: 2, empty: Empty::Flag(4) }),
+    call(
+        SYS_creat,
+        Kind::Open {
+            dir: Dir::Cwd,
+            path: 0,
+            flags: Flags::Creat,
+        },
+    ),
+    call(
+        SYS_openat,
+        Kind::Open {
+            dir: Dir::Arg(0),
+            path: 1,
+            flags: Flags::Arg(2),
+        },
+    ),
+    call(
+        SYS_openat2,
+        Kind::Open {
+            dir: Dir::Arg(0),
+            path: 1,
+            flags: Flags::How(2),
+        },
+    ),
+    call(
+        SYS_execve,
+        Kind::Exec {
+            dir: Dir::Cwd,
+            path: 0,
+            argv: 1,
+            empty: Empty::Never,
+        },
+    ),
+    call(
+        SYS_execveat,
+        Kind::Exec {
+            dir: Dir::Arg(0),
+            path: 1,
+            argv: 2,
+            empty: Empty::Flag(4),
+        },
+    ),
     #[cfg(target_arch = "x86_64")]
     call(SYS_stat, look(STAT, 0)),
     #[cfg(target_arch = "x86_64")]
@@ -123,7 +215,14 @@ pub(crate) const TRACED: &[Call] = &[
     #[cfg(target_arch = "x86_64")]
     call(
         SYS_rename,
-        Kind::Two { old_op: CHANGE, old_dir: Dir::Cwd, old: 0, new_dir: Dir::Cwd, new: 1, empty: Empty::Never },
+        Kind::Two {
+            old_op: CHANGE,
+            old_dir: Dir::Cwd,
+            old: 0,
+            new_dir: Dir::Cwd,
+            new: 1,
+            empty: Empty::Never,
+        },
     ),
     #[cfg(target_arch = "x86_64")]
     call(SYS_renameat, two(CHANGE, Empty::Never)),
@@ -131,12 +230,31 @@ pub(crate) const TRACED: &[Call] = &[
     #[cfg(target_arch = "x86_64")]
     call(
         SYS_link,
-        Kind::Two { old_op: STAT, old_dir: Dir::Cwd, old: 0, new_dir: Dir::Cwd, new: 1, empty: Empty::Never },
+        Kind::Two {
+            old_op: STAT,
+            old_dir: Dir::Cwd,
+            old: 0,
+            new_dir: Dir::Cwd,
+            new: 1,
+            empty: Empty::Never,
+        },
     ),
     call(SYS_linkat, two(STAT, Empty::Flag(4))),
     #[cfg(target_arch = "x86_64")]
-    call(SYS_symlink, Kind::Symlink { dir: Dir::Cwd, path: 1 }),
-    call(SYS_symlinkat, Kind::Symlink { dir: Dir::Arg(1), path: 2 }),
+    call(
+        SYS_symlink,
+        Kind::Symlink {
+            dir: Dir::Cwd,
+            path: 1,
+        },
+    ),
+    call(
+        SYS_symlinkat,
+        Kind::Symlink {
+            dir: Dir::Arg(1),
+            path: 2,
+        },
+    ),
     call(SYS_truncate, look(CHANGE, 0)),
     #[cfg(target_arch = "x86_64")]
     call(SYS_chmod, look(CHANGE, 0)),
@@ -154,7 +272,11 @@ pub(crate) const TRACED: &[Call] = &[
     },
     call(SYS_socket, Kind::Socket),
     call(SYS_connect, Kind::Connect),
-    Call { nr: SYS_sendto as i64, when: Traced::ArgNonNull(4), kind: Kind::SendTo },
+    Call {
+        nr: SYS_sendto as i64,
+        when: Traced::ArgNonNull(4),
+        kind: Kind::SendTo,
+    },
     call(SYS_sendmsg, Kind::SendMsg),
 ];
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 #[derive(Default)]
@@ -49,7 +49,11 @@ impl Deadline {
                 }
             })
             .ok();
-        Deadline { shared, stop: Some(tx), thread }
+        Deadline {
+            shared,
+            stop: Some(tx),
+            thread,
+        }
     }
 
     /// A new task; killed at once if the deadline has passed.

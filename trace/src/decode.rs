@@ -9,9 +9,9 @@ use std::path::PathBuf;
 
 use nix::unistd::Pid;
 
-use crate::calls::{Dir, Empty, Flags, Kind, lookup};
+use crate::calls::{lookup, Dir, Empty, Flags, Kind};
 use crate::mem::{read_bytes, read_cstr, read_u64};
-use crate::paths::{Base, resolve};
+use crate::paths::{resolve, Base};
 use crate::regs::Regs;
 use crate::sockaddr;
 use crate::{Op, SockAddr};
@@ -26,10 +26,18 @@ pub(crate) struct ExecStart {
 /// What a stopped call will be recorded as when it returns.
 #[derive(Debug, Clone)]
 pub(crate) enum Pending {
-    Paths { items: Vec<(PathBuf, Op)>, exec: Option<ExecStart> },
-    Connect { addr: SockAddr, sock_type: i32 },
+    Paths {
+        items: Vec<(PathBuf, Op)>,
+        exec: Option<ExecStart>,
+    },
+    Connect {
+        addr: SockAddr,
+        sock_type: i32,
+    },
     /// `socket()`: the new fd's inode gets this type.
-    Socket { sock_type: i32 },
+    Socket {
+        sock_type: i32,
+    },
 }
 
 /// Socket types by socket inode, learnt from traced `socket()` calls.
@@ -66,31 +74,69 @@ pub(crate) fn decode(tid: Pid, regs: &Regs, types: &SockTypes) -> Option<Pending
         (!items.is_empty()).then_some(Pending::Paths { items, exec: None })
     };
     match call.kind {
-        Kind::Open { dir, path: p, flags } => {
+        Kind::Open {
+            dir,
+            path: p,
+            flags,
+        } => {
             let op = open_op(tid, regs, flags);
-            paths(path(tid, regs, dir, p, false).map(|x| (x, op)).into_iter().collect())
+            paths(
+                path(tid, regs, dir, p, false)
+                    .map(|x| (x, op))
+                    .into_iter()
+                    .collect(),
+            )
         }
-        Kind::Exec { dir, path: p, argv, empty } => {
+        Kind::Exec {
+            dir,
+            path: p,
+            argv,
+            empty,
+        } => {
             let target = path(tid, regs, dir, p, empty_ok(regs, empty))?;
             let argv0 = read_u64(tid, arg(regs, argv))
                 .and_then(|ptr| read_cstr(tid, ptr))
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
-            let exec = Some(ExecStart { path: target.clone(), argv0 });
-            Some(Pending::Paths { items: vec![(target, Op::Exec)], exec })
+            let exec = Some(ExecStart {
+                path: target.clone(),
+                argv0,
+            });
+            Some(Pending::Paths {
+                items: vec![(target, Op::Exec)],
+                exec,
+            })
         }
-        Kind::Path { op, dir, path: p, empty } => {
-            paths(path(tid, regs, dir, p, empty_ok(regs, empty)).map(|x| (x, op)).into_iter().collect())
-        }
-        Kind::Two { old_op, old_dir, old, new_dir, new, empty } => {
+        Kind::Path {
+            op,
+            dir,
+            path: p,
+            empty,
+        } => paths(
+            path(tid, regs, dir, p, empty_ok(regs, empty))
+                .map(|x| (x, op))
+                .into_iter()
+                .collect(),
+        ),
+        Kind::Two {
+            old_op,
+            old_dir,
+            old,
+            new_dir,
+            new,
+            empty,
+        } => {
             let mut items = Vec::new();
             items.extend(path(tid, regs, old_dir, old, empty_ok(regs, empty)).map(|x| (x, old_op)));
             items.extend(path(tid, regs, new_dir, new, false).map(|x| (x, Op::Change)));
             paths(items)
         }
-        Kind::Symlink { dir, path: p } => {
-            paths(path(tid, regs, dir, p, false).map(|x| (x, Op::Change)).into_iter().collect())
-        }
+        Kind::Symlink { dir, path: p } => paths(
+            path(tid, regs, dir, p, false)
+                .map(|x| (x, Op::Change))
+                .into_iter()
+                .collect(),
+        ),
         Kind::Connect => connect(tid, regs, types, arg(regs, 1), arg(regs, 2)),
         Kind::SendTo => connect(tid, regs, types, arg(regs, 4), arg(regs, 5)),
         Kind::SendMsg => {
@@ -110,7 +156,12 @@ pub(crate) fn decode(tid: Pid, regs: &Regs, types: &SockTypes) -> Option<Pending
 
 fn open_op(tid: Pid, regs: &Regs, flags: Flags) -> Op {
     let flags = match flags {
-        Flags::Creat => return Op::Open { write: true, create: true },
+        Flags::Creat => {
+            return Op::Open {
+                write: true,
+                create: true,
+            }
+        }
         Flags::Arg(i) => arg(regs, i) as i32,
         // struct open_how { u64 flags; u64 mode; u64 resolve; }
         Flags::How(i) => read_u64(tid, arg(regs, i)).unwrap_or(0) as i32,

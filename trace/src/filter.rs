@@ -15,7 +15,7 @@ use seccompiler::{
     SeccompRule,
 };
 
-use crate::calls::{TRACED, Traced};
+use crate::calls::{Traced, TRACED};
 use crate::TraceError;
 
 /// BPF `RET | K`: the opcode of the arch check's kill instruction.
@@ -83,7 +83,9 @@ mod tests {
             .count();
         assert!(traces >= 1, "the program has a RET_TRACE");
         assert!(
-            !program.iter().any(|i| i.code == BPF_RET_K && i.k == libc::SECCOMP_RET_KILL_PROCESS),
+            !program
+                .iter()
+                .any(|i| i.code == BPF_RET_K && i.k == libc::SECCOMP_RET_KILL_PROCESS),
             "no kill left"
         );
     }

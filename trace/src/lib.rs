@@ -165,7 +165,9 @@ pub enum TraceError {
     Unsupported { arch: &'static str },
     #[error("the traced command (pid {pid}) did not stop for the tracer but ended ({status:?}); is the helper calling child_main?")]
     Start { pid: u32, status: Status },
-    #[error("the kernel stops on seccomp before syscall entry (needs Linux 4.8 or later); cannot trace")]
+    #[error(
+        "the kernel stops on seccomp before syscall entry (needs Linux 4.8 or later); cannot trace"
+    )]
     SeccompOrder,
 }
 
@@ -186,7 +188,9 @@ pub fn run(cmd: &TraceCommand) -> Result<Trace, TraceError> {
         c.current_dir(dir);
     }
     c.envs(cmd.env.iter().map(|(k, v)| (k, v)));
-    let child = c.spawn().map_err(|source| TraceError::Spawn { program, source })?;
+    let child = c
+        .spawn()
+        .map_err(|source| TraceError::Spawn { program, source })?;
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     // Dropping a Child neither waits nor kills; the tracer reaps it.
     drop(child);

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::IoSliceMut;
 use std::os::unix::fs::FileExt;
 
-use nix::sys::uio::{RemoteIoVec, process_vm_readv};
+use nix::sys::uio::{process_vm_readv, RemoteIoVec};
 use nix::unistd::Pid;
 
 /// The longest path the kernel accepts, NUL included.
@@ -19,7 +19,10 @@ fn read_some(tid: Pid, addr: u64, buf: &mut [u8]) -> usize {
     let Ok(base) = usize::try_from(addr) else {
         return 0;
     };
-    let remote = [RemoteIoVec { base, len: buf.len() }];
+    let remote = [RemoteIoVec {
+        base,
+        len: buf.len(),
+    }];
     match process_vm_readv(tid, &mut [IoSliceMut::new(buf)], &remote) {
         Ok(n) if n > 0 => n,
         Ok(_) => 0,
@@ -97,7 +100,11 @@ mod tests {
         assert_eq!(s.len(), 10);
         assert_eq!(read_cstr(me, 0), None);
         let long = vec![b'y'; PATH_MAX + 10];
-        assert_eq!(read_cstr(me, long.as_ptr() as u64), None, "no NUL in PATH_MAX");
+        assert_eq!(
+            read_cstr(me, long.as_ptr() as u64),
+            None,
+            "no NUL in PATH_MAX"
+        );
         assert_eq!(read_u64(me, (&7u64) as *const u64 as u64), Some(7));
     }
 }

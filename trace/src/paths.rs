@@ -58,7 +58,9 @@ pub(crate) fn base_path(tid: Pid, base: Base) -> Option<PathBuf> {
 
 /// Drops `.` components and repeated or trailing slashes; keeps `..`.
 pub(crate) fn clean(p: &Path) -> PathBuf {
-    p.components().filter(|c| !matches!(c, Component::CurDir)).collect()
+    p.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
 }
 
 #[cfg(test)]
@@ -69,8 +71,14 @@ mod tests {
     fn resolves_against_our_own_cwd_and_fds() {
         let me = nix::unistd::getpid();
         let cwd = std::env::current_dir().expect("cwd");
-        assert_eq!(resolve(me, Base::Cwd, b"a/./b", false), Some(cwd.join("a/b")));
-        assert_eq!(resolve(me, Base::Cwd, b"/x//y/../z/.", false), Some(PathBuf::from("/x/y/../z")));
+        assert_eq!(
+            resolve(me, Base::Cwd, b"a/./b", false),
+            Some(cwd.join("a/b"))
+        );
+        assert_eq!(
+            resolve(me, Base::Cwd, b"/x//y/../z/.", false),
+            Some(PathBuf::from("/x/y/../z"))
+        );
         assert_eq!(resolve(me, Base::Cwd, b"", false), None);
         assert_eq!(resolve(me, Base::Cwd, b"", true), Some(cwd.clone()));
         let dir = tempfile::tempdir().expect("tempdir");
@@ -80,6 +88,9 @@ mod tests {
         assert_eq!(got, Some(dir.path().join("k")));
         assert_eq!(resolve(me, Base::Fd(-5), b"k", false), None);
         assert_eq!(resolve(me, Base::Fd(1_000_000), b"k", false), None);
-        assert!(matches!(Base::from_dirfd(libc::AT_FDCWD as u32 as u64), Base::Cwd));
+        assert!(matches!(
+            Base::from_dirfd(libc::AT_FDCWD as u32 as u64),
+            Base::Cwd
+        ));
     }
 }

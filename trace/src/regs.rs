@@ -38,7 +38,11 @@ pub(crate) const SUPPORTED: bool = cfg!(target_arch = "x86_64");
 pub(crate) fn errno_of(ret: i64) -> Option<i32> {
     if (-4095..0).contains(&ret) {
         let e = -ret as i32;
-        Some(if (512..=516).contains(&e) { Errno::EINTR as i32 } else { e })
+        Some(if (512..=516).contains(&e) {
+            Errno::EINTR as i32
+        } else {
+            e
+        })
     } else {
         None
     }
@@ -54,7 +58,11 @@ mod tests {
         assert_eq!(errno_of(3), None);
         assert_eq!(errno_of(-2), Some(libc::ENOENT));
         assert_eq!(errno_of(-512), Some(libc::EINTR));
-        assert_eq!(errno_of(-5000), None, "a large negative value is an address");
+        assert_eq!(
+            errno_of(-5000),
+            None,
+            "a large negative value is an address"
+        );
         assert_eq!(errno_of(i64::MIN), None);
     }
 }

@@ -8,8 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 
 use nix::unistd::Pid;
 
+use crate::paths::{resolve, Base};
 use crate::SockAddr;
-use crate::paths::{Base, resolve};
 
 /// `sizeof(struct sockaddr_storage)`.
 pub(crate) const MAX_LEN: usize = 128;
@@ -22,12 +22,18 @@ pub(crate) fn parse(tid: Pid, b: &[u8]) -> Option<SockAddr> {
         libc::AF_INET => {
             let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
             let ip: [u8; 4] = b.get(4..8)?.try_into().ok()?;
-            Some(SockAddr::Inet { ip: IpAddr::V4(Ipv4Addr::from(ip)), port })
+            Some(SockAddr::Inet {
+                ip: IpAddr::V4(Ipv4Addr::from(ip)),
+                port,
+            })
         }
         libc::AF_INET6 => {
             let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
             let ip: [u8; 16] = b.get(8..24)?.try_into().ok()?;
-            Some(SockAddr::Inet { ip: IpAddr::V6(Ipv6Addr::from(ip)), port })
+            Some(SockAddr::Inet {
+                ip: IpAddr::V6(Ipv6Addr::from(ip)),
+                port,
+            })
         }
         _ => None,
     }
@@ -36,7 +42,9 @@ pub(crate) fn parse(tid: Pid, b: &[u8]) -> Option<SockAddr> {
 fn unix(tid: Pid, path: &[u8]) -> Option<SockAddr> {
     match path.first() {
         None => None, // unnamed (autobind)
-        Some(0) => Some(SockAddr::Abstract(String::from_utf8_lossy(&path[1..]).into_owned())),
+        Some(0) => Some(SockAddr::Abstract(
+            String::from_utf8_lossy(&path[1..]).into_owned(),
+        )),
         Some(_) => {
             let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
             let p = &path[..end];
@@ -64,13 +72,22 @@ mod tests {
         v4.extend_from_slice(&[0x1f, 0x90, 127, 0, 0, 1]);
         assert_eq!(
             parse(me, &v4),
-            Some(SockAddr::Inet { ip: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 8080 })
+            Some(SockAddr::Inet {
+                ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port: 8080
+            })
         );
         assert_eq!(parse(me, &v4[..5]), None);
         let mut v6 = fam(libc::AF_INET6).to_vec();
         v6.extend_from_slice(&[0, 80, 0, 0, 0, 0]);
         v6.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
-        assert_eq!(parse(me, &v6), Some(SockAddr::Inet { ip: IpAddr::V6(Ipv6Addr::LOCALHOST), port: 80 }));
+        assert_eq!(
+            parse(me, &v6),
+            Some(SockAddr::Inet {
+                ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                port: 80
+            })
+        );
         let mut un = fam(libc::AF_UNIX).to_vec();
         un.extend_from_slice(b"/run/x.sock\0garbage");
         assert_eq!(parse(me, &un), Some(SockAddr::Unix("/run/x.sock".into())));

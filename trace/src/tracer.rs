@@ -8,8 +8,8 @@
 //! checked with `PTRACE_GET_SYSCALL_INFO` and the run fails if it is an entry stop.
 //! New tasks' first SIGSTOP is swallowed; other signals are re-injected (see [`crate::wait`]).
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -18,9 +18,9 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::deadline::Deadline;
-use crate::decode::{Pending, SockTypes, decode, socket_inode};
-use crate::wait::{Status, wait_any, wait_pid};
-use crate::{Access, Connect, Exec, Exit, Trace, TraceError, regs};
+use crate::decode::{decode, socket_inode, Pending, SockTypes};
+use crate::wait::{wait_any, wait_pid, Status};
+use crate::{regs, Access, Connect, Exec, Exit, Trace, TraceError};
 
 #[derive(Default)]
 struct Task {
@@ -40,18 +40,29 @@ struct Tracer {
 }
 
 fn ptrace_err(op: &'static str, tid: Pid) -> impl FnOnce(Errno) -> TraceError {
-    move |source| TraceError::Ptrace { op, pid: tid.as_raw() as u32, source }
+    move |source| TraceError::Ptrace {
+        op,
+        pid: tid.as_raw() as u32,
+        source,
+    }
 }
 
 /// Follows `first`, stopped by `traceme_and_stop`, and its descendants.
 pub(crate) fn follow(first: Pid, timeout: Duration) -> Result<Trace, TraceError> {
     if !regs::SUPPORTED {
-        return Err(TraceError::Unsupported { arch: std::env::consts::ARCH });
+        return Err(TraceError::Unsupported {
+            arch: std::env::consts::ARCH,
+        });
     }
     let started = Instant::now();
     match wait_pid(first)? {
         Status::Stopped { sig, .. } if sig == libc::SIGSTOP => {}
-        status => return Err(TraceError::Start { pid: first.as_raw() as u32, status }),
+        status => {
+            return Err(TraceError::Start {
+                pid: first.as_raw() as u32,
+                status,
+            })
+        }
     }
     let opts = Options::PTRACE_O_TRACESYSGOOD
         | Options::PTRACE_O_TRACEFORK
@@ -82,7 +93,13 @@ pub(crate) fn follow(first: Pid, timeout: Duration) -> Result<Trace, TraceError>
         exit: None,
         order_checked: false,
     };
-    t.tasks.insert(first, Task { started: true, pending: None });
+    t.tasks.insert(
+        first,
+        Task {
+            started: true,
+            pending: None,
+        },
+    );
     t.live.add(first);
     let result = t.resume(first, None).and_then(|()| t.run());
     if let Err(e) = result {
@@ -119,9 +136,12 @@ impl Tracer {
     }
 
     fn stopped(&mut self, tid: Pid, sig: i32, event: i32) -> Result<(), TraceError> {
-        if !self.tasks.contains_key(&tid) {
+        if let Entry::Vacant(v) = self.tasks.entry(tid) {
             // A new task's first stop, before its parent's fork event.
-            self.tasks.insert(tid, Task { started: true, pending: None });
+            v.insert(Task {
+                started: true,
+                pending: None,
+            });
             self.live.add(tid);
             return self.resume(tid, None);
         }
@@ -150,8 +170,8 @@ impl Tracer {
             FORK | VFORK | CLONE => {
                 if let Ok(new) = ptrace::getevent(tid) {
                     let new = Pid::from_raw(new as i32);
-                    if !self.tasks.contains_key(&new) {
-                        self.tasks.insert(new, Task::default());
+                    if let Entry::Vacant(v) = self.tasks.entry(new) {
+                        v.insert(Task::default());
                         self.live.add(new);
                     }
                 }
@@ -216,11 +236,21 @@ impl Tracer {
         match pending {
             Pending::Paths { items, .. } => {
                 for (path, op) in items {
-                    self.out.accesses.push(Access { path, op, errno, pid });
+                    self.out.accesses.push(Access {
+                        path,
+                        op,
+                        errno,
+                        pid,
+                    });
                 }
             }
             Pending::Connect { addr, sock_type } => {
-                self.out.connects.push(Connect { addr, sock_type, errno, pid });
+                self.out.connects.push(Connect {
+                    addr,
+                    sock_type,
+                    errno,
+                    pid,
+                });
             }
             Pending::Socket { sock_type } => {
                 if errno.is_none() {
@@ -235,7 +265,9 @@ impl Tracer {
     /// `PTRACE_EVENT_EXEC`: `tid` is the thread-group leader now; the exec was made by the
     /// former thread id `getevent` gives, which vanished without an exit notification.
     fn exec(&mut self, tid: Pid) -> Result<(), TraceError> {
-        let former = ptrace::getevent(tid).map(|f| Pid::from_raw(f as i32)).unwrap_or(tid);
+        let former = ptrace::getevent(tid)
+            .map(|f| Pid::from_raw(f as i32))
+            .unwrap_or(tid);
         if former != tid {
             let moved = self.tasks.remove(&former).and_then(|t| t.pending);
             self.live.remove(former);
@@ -250,8 +282,12 @@ impl Tracer {
             Some(e) => (e.path, e.argv0),
             None => (exe.clone(), String::new()),
         };
-        let exe = PathBuf::from(exe);
-        self.out.execs.push(Exec { path, exe, argv0, pid: tid.as_raw() as u32 });
+        self.out.execs.push(Exec {
+            path,
+            exe,
+            argv0,
+            pid: tid.as_raw() as u32,
+        });
         self.resume(tid, None)
     }
 
@@ -275,7 +311,11 @@ impl Tracer {
     /// Resumes with `PTRACE_SYSCALL` when a call is pending (to see its exit), else `CONT`.
     fn resume(&mut self, tid: Pid, sig: Option<Signal>) -> Result<(), TraceError> {
         let pending = self.tasks.get(&tid).is_some_and(|t| t.pending.is_some());
-        let r = if pending { ptrace::syscall(tid, sig) } else { ptrace::cont(tid, sig) };
+        let r = if pending {
+            ptrace::syscall(tid, sig)
+        } else {
+            ptrace::cont(tid, sig)
+        };
         match r {
             Ok(()) | Err(Errno::ESRCH) => Ok(()),
             Err(e) => Err(ptrace_err(if pending { "syscall" } else { "cont" }, tid)(e)),

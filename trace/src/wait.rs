@@ -5,7 +5,7 @@
 //! own children on other threads) do not steal each other's statuses.
 
 use nix::unistd::Pid;
-use rustix::process::{WaitOptions, wait, waitpid};
+use rustix::process::{wait, waitpid, WaitOptions};
 
 use crate::TraceError;
 
@@ -16,13 +16,19 @@ pub enum Status {
     Signaled(i32),
     /// A ptrace stop: the signal (`SIGTRAP | 0x80` for a syscall stop) and the
     /// `PTRACE_EVENT_*` (0 for none).
-    Stopped { sig: i32, event: i32 },
+    Stopped {
+        sig: i32,
+        event: i32,
+    },
 }
 
 impl Status {
     fn from_raw(raw: i32) -> Status {
         if raw & 0xff == 0x7f {
-            Status::Stopped { sig: (raw >> 8) & 0xff, event: (raw >> 16) & 0xff }
+            Status::Stopped {
+                sig: (raw >> 8) & 0xff,
+                event: (raw >> 16) & 0xff,
+            }
         } else if raw & 0x7f == 0 {
             Status::Exited((raw >> 8) & 0xff)
         } else {
@@ -35,12 +41,19 @@ fn options() -> WaitOptions {
     WaitOptions::from_bits_retain((libc::__WALL | libc::__WNOTHREAD) as u32)
 }
 
-fn convert(r: rustix::io::Result<Option<(rustix::process::Pid, rustix::process::WaitStatus)>>) -> Result<Option<(Pid, Status)>, TraceError> {
+fn convert(
+    r: rustix::io::Result<Option<(rustix::process::Pid, rustix::process::WaitStatus)>>,
+) -> Result<Option<(Pid, Status)>, TraceError> {
     match r {
-        Ok(Some((pid, st))) => Ok(Some((Pid::from_raw(pid.as_raw_pid()), Status::from_raw(st.as_raw())))),
+        Ok(Some((pid, st))) => Ok(Some((
+            Pid::from_raw(pid.as_raw_pid()),
+            Status::from_raw(st.as_raw()),
+        ))),
         Ok(None) => Ok(None),
         Err(rustix::io::Errno::CHILD) => Ok(None),
-        Err(e) => Err(TraceError::Wait(nix::errno::Errno::from_raw(e.raw_os_error()))),
+        Err(e) => Err(TraceError::Wait(nix::errno::Errno::from_raw(
+            e.raw_os_error(),
+        ))),
     }
 }
 
@@ -79,7 +92,10 @@ mod tests {
         assert_eq!(Status::from_raw(3 << 8), Status::Exited(3));
         assert_eq!(Status::from_raw(9), Status::Signaled(9));
         assert_eq!(Status::from_raw(0x8b), Status::Signaled(11), "core dumped");
-        assert_eq!(Status::from_raw((34 << 8) | 0x7f), Status::Stopped { sig: 34, event: 0 });
+        assert_eq!(
+            Status::from_raw((34 << 8) | 0x7f),
+            Status::Stopped { sig: 34, event: 0 }
+        );
         assert_eq!(
             Status::from_raw((7 << 16) | (5 << 8) | 0x7f),
             Status::Stopped { sig: 5, event: 7 }
