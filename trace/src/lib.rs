@@ -82,6 +82,7 @@ pub struct Access {
     pub op: Op,
     /// `None` on success, else the errno the call returned (ENOENT: probed and missing).
     pub errno: Option<i32>,
+    /// The thread id that made the call (the process id in a single-threaded process).
     pub pid: u32,
 }
 

@@ -238,3 +238,21 @@ fn timings_traced_vs_untraced() {
         );
     }
 }
+
+#[test]
+fn a_real_time_signal_is_counted_and_the_program_goes_on() {
+    if !have(PY) {
+        return;
+    }
+    let code = "import os, signal, sys
+seen = []
+signal.signal(signal.SIGRTMIN, lambda *a: seen.append(1))
+os.kill(os.getpid(), signal.SIGRTMIN)
+signal.signal(signal.SIGUSR1, lambda *a: seen.append(2))
+os.kill(os.getpid(), signal.SIGUSR1)
+sys.exit(sum(seen))";
+    let t = run(&[PY, "-c", code]);
+    // SIGUSR1 reaches its handler; SIGRTMIN cannot be re-injected through nix (lib.rs).
+    assert_eq!(t.exit, Exit::Code(2));
+    assert_eq!(t.dropped_signals, 1);
+}
