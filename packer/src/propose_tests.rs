@@ -28,6 +28,7 @@ fn trace(accesses: Vec<Access>, connects: Vec<Connect>) -> Trace {
         timed_out: false,
         wall: Duration::ZERO,
         stops: 0,
+        dropped_signals: 0,
     }
 }
 

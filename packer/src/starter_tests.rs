@@ -29,6 +29,7 @@ fn starter() -> Starter {
         timed_out: false,
         wall: Duration::ZERO,
         stops: 0,
+        dropped_signals: 0,
     };
     let dirs = UserDirs {
         home: "/home/u".into(),
