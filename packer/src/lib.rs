@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod base;
 pub mod capture;
 pub mod closure;
 pub mod elf;
@@ -13,6 +14,7 @@ pub mod layers;
 pub mod ldcache;
 pub mod origin;
 pub mod pack;
+pub mod provided;
 pub mod recipe;
 pub mod resolve;
 

@@ -95,6 +95,8 @@ pub fn capture(
     ld_cache: &Path,
 ) -> Result<(CaptureSet, crate::closure::ClosureFacts), PackError> {
     let mut set = CaptureSet::new(&recipe.capture.exclude)?;
+    check_not_provided(recipe)?;
+    set.origin = Origin::Listed;
     for b in &recipe.capture.binaries {
         let real = set.add_path(Path::new(b), LayerRole::App, "recipe binary")?;
         if !crate::capture::looks_like_elf(&real) {
@@ -131,6 +133,10 @@ pub fn capture(
             });
         }
     }
+    if recipe.capture.base {
+        set.origin = Origin::Base;
+        crate::base::add(&mut set)?;
+    }
     let cache = LdCache::load(ld_cache)?;
     let library_path: Vec<PathBuf> = recipe
         .app
@@ -158,6 +164,16 @@ pub fn capture(
         return Err(PackError::Unresolved(facts.unresolved));
     }
     Ok((set, facts))
+}
+
+/// A path the recipe lists explicitly must not be one the sandbox provides.
+fn check_not_provided(recipe: &Recipe) -> Result<(), PackError> {
+    let c = &recipe.capture;
+    let listed = c.binaries.iter().chain(&c.paths).chain(c.files.keys());
+    match listed.into_iter().find(|p| crate::provided::is_provided(Path::new(p))) {
+        Some(p) => Err(PackError::Provided(p.clone())),
+        None => Ok(()),
+    }
 }
 
 /// Packs the app described by `recipe`.
@@ -203,7 +219,9 @@ pub fn pack(
         .tempdir_in(&out_dir)
         .map_err(PackError::Temp)?;
     let created = opts.source_date_epoch.unwrap_or(0);
-    if !facts.cache_entries.is_empty() {
+    if recipe.capture.base {
+        crate::base::add_generated(&mut set, &facts, &ld_cache, tmp.path(), created)?;
+    } else if !facts.cache_entries.is_empty() {
         add_loader_cache(&mut set, &facts.cache_entries, tmp.path(), created)?;
     }
     let plans = plan(&set.items)?;
