@@ -463,7 +463,7 @@ mod tests {
 
     #[test]
     fn keeps_symlink_chains_and_real_paths() {
-        let d = tempfile::tempdir().unwrap();
+        let d = tempfile::tempdir_in("/var/tmp").unwrap(); // /tmp is sandbox-provided
         let root = d.path();
         fs::create_dir_all(root.join("usr/lib")).unwrap();
         fs::write(root.join("usr/lib/libx.so.1.2"), b"x").unwrap();
@@ -494,7 +494,7 @@ mod tests {
 
     #[test]
     fn resolves_commands_through_captured_links() {
-        let d = tempfile::tempdir().unwrap();
+        let d = tempfile::tempdir_in("/var/tmp").unwrap(); // /tmp is sandbox-provided
         let root = d.path();
         fs::create_dir_all(root.join("usr/bin")).unwrap();
         fs::write(root.join("usr/bin/dash"), b"x").unwrap();
@@ -514,7 +514,7 @@ mod tests {
 
     #[test]
     fn trees_honour_excludes_and_skip_special_files() {
-        let d = tempfile::tempdir().unwrap();
+        let d = tempfile::tempdir_in("/var/tmp").unwrap(); // /tmp is sandbox-provided
         let root = d.path().join("t");
         fs::create_dir_all(root.join("keep")).unwrap();
         fs::create_dir_all(root.join("test/deep")).unwrap();

@@ -45,5 +45,7 @@ pub enum PackError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Dpkg(#[from] crate::dpkg::DpkgError),
+    #[error(transparent)]
     Format(#[from] bundle_format::Error),
 }

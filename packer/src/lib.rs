@@ -8,6 +8,7 @@
 pub mod base;
 pub mod capture;
 pub mod closure;
+pub mod dpkg;
 pub mod elf;
 pub mod error;
 pub mod layers;

@@ -133,6 +133,8 @@ pub fn capture(
             });
         }
     }
+    // Origin::Package { name } is set for each package inside the stage.
+    crate::dpkg::add_packages(&mut set, recipe)?;
     if recipe.capture.base {
         set.origin = Origin::Base;
         crate::base::add(&mut set)?;
