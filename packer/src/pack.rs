@@ -58,6 +58,9 @@ pub struct ReportEntry {
     /// The capture stages that brought the file, typed.
     pub origins: Vec<Origin>,
     pub reasons: Vec<String>,
+    /// The dpkg package that owns the file on the packing host, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
 }
 
 /// Why each file is in, and what was noticed on the way (stored in the bundle).
@@ -265,6 +268,15 @@ pub fn pack(
         blobs.extend(layer_blobs);
     }
 
+    let owners = match crate::dpkg::Dpkg::open(Path::new("/")) {
+        Ok(db) => Some(db),
+        Err(crate::dpkg::DpkgError::NoDatabase { .. }) => None,
+        Err(e) => {
+            set.warnings
+                .push(format!("the report names no packages: {e}"));
+            None
+        }
+    };
     let report = Report {
         files: set
             .items
@@ -284,6 +296,10 @@ pub fn pack(
                 },
                 origins: i.origins.iter().cloned().collect(),
                 reasons: i.reasons.clone(),
+                package: owners
+                    .as_ref()
+                    .and_then(|db| db.owner(&k.to_absolute()))
+                    .map(str::to_owned),
             })
             .collect(),
         warnings: set.warnings.clone(),

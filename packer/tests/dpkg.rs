@@ -106,7 +106,7 @@ fn owners_are_found_by_canonical_path_with_diversions() {
     assert_eq!(owner("/usr/bin/nothing"), None);
     assert_eq!(db.version("libc6"), Some("2.36-9"));
     assert_eq!(db.version("removed"), None);
-    let files: Vec<PathBuf> = db.files("postfix-like").unwrap().to_vec();
+    let files: Vec<PathBuf> = db.files("postfix-like").unwrap();
     assert_eq!(files, vec![PathBuf::from("/bin/sh.distrib")]);
     assert!(matches!(db.files("removed"), Err(DpkgError::NotInstalled(n)) if n == "removed"));
 }

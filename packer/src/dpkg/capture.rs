@@ -67,6 +67,7 @@ fn add_one(set: &mut CaptureSet, db: &Dpkg, name: &str, role: LayerRole) -> Resu
     set.origin = Origin::Package { name: name.into() };
     let reason = format!("file of package {name}");
     for path in db.files(name)? {
+        let path = path.as_path();
         if is_documentation(path) || set.is_excluded(path) {
             continue;
         }

@@ -11,8 +11,9 @@
 mod capture;
 mod status;
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 pub use capture::{add_packages, is_documentation};
@@ -46,13 +47,20 @@ pub struct Dpkg {
     packages: BTreeMap<String, Package>,
     /// Virtual package name → installed packages providing it, in status order.
     providers: HashMap<String, Vec<String>>,
-    /// Package → its listed paths, diversions applied (as dpkg names them, absolute).
-    lists: HashMap<String, Vec<PathBuf>>,
-    /// Canonical path → owning package.
-    owners: HashMap<PathBuf, String>,
+    diversions: HashMap<Vec<u8>, Diversion>,
+    /// Built on the first [`Dpkg::owner`] call (reading every list takes a while).
+    owners: OnceCell<Owners>,
+}
+
+/// Canonical path (bytes) → owning package, an index into `names`.
+#[derive(Debug, Default)]
+struct Owners {
+    map: HashMap<Vec<u8>, u32>,
+    names: Vec<String>,
 }
 
 /// One diversion: `from` of every package but `by` lies at `to` (`by` is `:` for a local one).
+#[derive(Debug)]
 struct Diversion {
     to: PathBuf,
     by: String,
@@ -86,63 +94,69 @@ impl Dpkg {
             // A second architecture of the same name keeps the first entry's metadata.
             packages.entry(p.name.clone()).or_insert(p);
         }
-        let diversions = read_diversions(&admin.join("diversions"))?;
-        let mut db = Self {
+        Ok(Self {
             root: root.into(),
             packages,
             providers,
-            lists: HashMap::new(),
-            owners: HashMap::new(),
-        };
-        db.read_lists(&admin.join("info"), &diversions)?;
-        Ok(db)
+            diversions: read_diversions(&admin.join("diversions"))?,
+            owners: OnceCell::new(),
+        })
     }
 
-    fn read_lists(
-        &mut self,
-        info: &Path,
-        diversions: &HashMap<PathBuf, Diversion>,
-    ) -> Result<(), DpkgError> {
-        let mut canon: HashMap<PathBuf, PathBuf> = HashMap::new();
+    /// Package `p`'s listed paths with diversions applied (`/.` and relative lines skipped).
+    fn list(&self, p: &Package) -> Result<Vec<PathBuf>, DpkgError> {
+        let info = self.root.join("var/lib/dpkg/info");
+        let arch = p.architecture.as_deref().unwrap_or_default();
+        let candidates = [format!("{}:{arch}.list", p.name), format!("{}.list", p.name)];
+        let Some(list) = candidates.iter().map(|c| info.join(c)).find(|f| f.is_file()) else {
+            return Ok(Vec::new());
+        };
+        let mut paths = Vec::new();
+        for line in lines_of(&read(&list)?) {
+            if !line.starts_with(b"/") || line == b"/." {
+                continue;
+            }
+            paths.push(match self.diversions.get(line) {
+                Some(d) if d.by != p.name => d.to.clone(),
+                _ => PathBuf::from(std::ffi::OsStr::from_bytes(line)),
+            });
+        }
+        Ok(paths)
+    }
+
+    /// Every list read into the owner index; an unreadable list is left out.
+    fn build_owners(&self) -> Owners {
+        let mut canon: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+        let mut owners = Owners::default();
         for p in self.packages.values() {
-            let arch = p.architecture.as_deref().unwrap_or_default();
-            let candidates = [format!("{}:{arch}.list", p.name), format!("{}.list", p.name)];
-            let Some(list) = candidates.iter().map(|c| info.join(c)).find(|f| f.is_file())
-            else {
+            let Ok(paths) = self.list(p) else {
                 continue;
             };
-            let mut paths = Vec::new();
-            for line in lines_of(&read(&list)?) {
-                let listed = PathBuf::from(std::ffi::OsStr::from_bytes(line));
-                if !listed.is_absolute() || listed == Path::new("/.") {
-                    continue;
-                }
-                let real = match diversions.get(&listed) {
-                    Some(d) if d.by != p.name => d.to.clone(),
-                    _ => listed,
-                };
-                let key = canonical(&self.root, &real, &mut canon);
-                self.owners.entry(key).or_insert_with(|| p.name.clone());
-                paths.push(real);
+            let id = owners.names.len() as u32;
+            owners.names.push(p.name.clone());
+            for real in paths {
+                let key = canonical(&self.root, real.as_os_str().as_bytes(), &mut canon);
+                owners.map.entry(key).or_insert(id);
             }
-            self.lists.insert(p.name.clone(), paths);
         }
-        Ok(())
+        owners
     }
 
     /// The package that owns `path` (any spelling: its parent is resolved on the host).
     pub fn owner(&self, path: &Path) -> Option<&str> {
-        let key = canonical(&self.root, path, &mut HashMap::new());
-        self.owners.get(&key).map(String::as_str)
+        let owners = self.owners.get_or_init(|| self.build_owners());
+        let key = canonical(&self.root, path.as_os_str().as_bytes(), &mut HashMap::new());
+        let id = *owners.map.get(&key)?;
+        owners.names.get(id as usize).map(String::as_str)
     }
 
     /// The paths package `name` installed (diversions applied; directories included).
-    pub fn files(&self, name: &str) -> Result<&[PathBuf], DpkgError> {
-        let name = name.split(':').next().unwrap_or_default();
-        if !self.packages.contains_key(name) {
-            return Err(DpkgError::NotInstalled(name.to_owned()));
+    pub fn files(&self, name: &str) -> Result<Vec<PathBuf>, DpkgError> {
+        let bare = name.split(':').next().unwrap_or_default();
+        match self.packages.get(bare) {
+            Some(p) => self.list(p),
+            None => Err(DpkgError::NotInstalled(name.to_owned())),
         }
-        Ok(self.lists.get(name).map_or(&[], Vec::as_slice))
     }
 
     /// The installed version of `name`.
@@ -210,27 +224,60 @@ impl Dpkg {
     }
 }
 
-/// `path` with its parent directory resolved below `root` (memoized per directory); the
-/// path as given when the parent does not exist.
-fn canonical(root: &Path, path: &Path, memo: &mut HashMap<PathBuf, PathBuf>) -> PathBuf {
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return path.into();
+/// `path` with its parent directory resolved below `root`, as bytes (hashing bytes is far
+/// cheaper than hashing `Path` components). Directories are memoized and resolved from their
+/// parent's real path with one `lstat` each: only a symlink costs a full `canonicalize`.
+fn canonical(root: &Path, path: &[u8], memo: &mut HashMap<Vec<u8>, Vec<u8>>) -> Vec<u8> {
+    let Some(cut) = path.iter().rposition(|b| *b == b'/') else {
+        return path.to_vec();
     };
-    let real_parent = memo
-        .entry(parent.into())
-        .or_insert_with(|| {
-            let rel = parent.strip_prefix("/").unwrap_or(parent);
-            std::fs::canonicalize(root.join(rel))
+    let mut out = real_dir(root, &path[..cut], memo);
+    if !out.ends_with(b"/") {
+        out.push(b'/');
+    }
+    out.extend_from_slice(&path[cut + 1..]);
+    out
+}
+
+/// The real path of directory `dir` (`""` is `/`) below `root`.
+fn real_dir(root: &Path, dir: &[u8], memo: &mut HashMap<Vec<u8>, Vec<u8>>) -> Vec<u8> {
+    // Ancestors not yet known, innermost first.
+    let mut todo: Vec<&[u8]> = Vec::new();
+    let mut cur = dir;
+    let mut known: Vec<u8> = b"/".to_vec();
+    while !cur.is_empty() && cur != b"/" {
+        if let Some(r) = memo.get(cur) {
+            known = r.clone();
+            break;
+        }
+        todo.push(cur);
+        cur = &cur[..cur.iter().rposition(|b| *b == b'/').unwrap_or(0)];
+    }
+    for d in todo.into_iter().rev() {
+        let name = &d[d.iter().rposition(|b| *b == b'/').map_or(0, |c| c + 1)..];
+        let mut joined = known.clone();
+        if !joined.ends_with(b"/") {
+            joined.push(b'/');
+        }
+        joined.extend_from_slice(name);
+        let rel = Path::new(std::ffi::OsStr::from_bytes(&joined));
+        let host = root.join(rel.strip_prefix("/").unwrap_or(rel));
+        let is_link = std::fs::symlink_metadata(&host).is_ok_and(|m| m.file_type().is_symlink());
+        known = if is_link {
+            std::fs::canonicalize(&host)
                 .ok()
                 .and_then(|c| c.strip_prefix(root).ok().map(|r| Path::new("/").join(r)))
-                .unwrap_or_else(|| parent.into())
-        })
-        .clone();
-    real_parent.join(name)
+                .map_or(joined, |p| p.into_os_string().into_vec())
+        } else {
+            joined
+        };
+        memo.insert(d.to_vec(), known.clone());
+    }
+    known
 }
 
 /// `diversions`: triples of lines (from, to, package). A missing file means none.
-fn read_diversions(path: &Path) -> Result<HashMap<PathBuf, Diversion>, DpkgError> {
+fn read_diversions(path: &Path) -> Result<HashMap<Vec<u8>, Diversion>, DpkgError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
@@ -265,7 +312,7 @@ fn read_diversions(path: &Path) -> Result<HashMap<PathBuf, Diversion>, DpkgError
             });
         }
         let by = String::from_utf8_lossy(t[2]).into_owned();
-        out.insert(from, Diversion { to, by });
+        out.insert(t[0].to_vec(), Diversion { to, by });
     }
     Ok(out)
 }
