@@ -62,7 +62,8 @@ hosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n\
 ethers: files\nrpc: files\nnetgroup: files\n";
 
 /// The bundle's `/etc/hosts` (the launcher binds the host's when the network is shared).
-pub const HOSTS: &str = "# Written by capsa.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+pub const HOSTS: &str =
+    "# Written by capsa.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 
 const REASON: &str = "base";
 
@@ -84,7 +85,11 @@ fn add_host_files(set: &mut CaptureSet) -> Result<(), PackError> {
                 .push(format!("base: {program} is not on this host, left out"));
             continue;
         }
-        let real = set.add_path(Path::new(program), role, "base: shell and loader cache tool")?;
+        let real = set.add_path(
+            Path::new(program),
+            role,
+            "base: shell and loader cache tool",
+        )?;
         multiarch = multiarch.or_else(|| kind_of(&real).and_then(|k| k.multiarch()));
         set.enqueue(&real, Vec::new(), true);
     }
@@ -146,11 +151,23 @@ pub fn add_generated(
     created: u64,
 ) -> Result<(), PackError> {
     let written = [
-        ("etc/nsswitch.conf", NSSWITCH.as_bytes().to_vec(), Origin::Base),
+        (
+            "etc/nsswitch.conf",
+            NSSWITCH.as_bytes().to_vec(),
+            Origin::Base,
+        ),
         ("etc/hosts", HOSTS.as_bytes().to_vec(), Origin::Base),
     ];
     for (at, bytes, origin) in written {
-        put(set, at, &bytes, origin, "base: written by capsa", tmp, created)?;
+        put(
+            set,
+            at,
+            &bytes,
+            origin,
+            "base: written by capsa",
+            tmp,
+            created,
+        )?;
     }
     let entries = cache_entries(set, facts);
     if entries.is_empty() {
@@ -166,7 +183,15 @@ pub fn add_generated(
     let bytes = crate::ldcache::write(&entries, flags);
     let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
     let reason = format!("generated loader cache for {}", names.join(", "));
-    put(set, "etc/ld.so.cache", &bytes, Origin::Generated, &reason, tmp, created)
+    put(
+        set,
+        "etc/ld.so.cache",
+        &bytes,
+        Origin::Generated,
+        &reason,
+        tmp,
+        created,
+    )
 }
 
 /// Stores `bytes` as a temporary file and adds it at `at` (relative), replacing a host copy.

@@ -18,6 +18,7 @@ pub mod pack;
 pub mod provided;
 pub mod recipe;
 pub mod resolve;
+pub mod shebang;
 
 pub use error::PackError;
 pub use pack::{pack, NoProgress, PackOptions, Packed, Progress, Report};

@@ -142,6 +142,13 @@ pub fn capture(
         set.origin = Origin::Base;
         crate::base::add(&mut set)?;
     }
+    set.origin = Origin::Closure;
+    let path_env = recipe
+        .app
+        .env
+        .get("PATH")
+        .map_or(crate::shebang::DEFAULT_PATH, String::as_str);
+    crate::shebang::add_interpreters(&mut set, path_env)?;
     let cache = LdCache::load(ld_cache)?;
     let library_path: Vec<PathBuf> = recipe
         .app
@@ -175,7 +182,10 @@ pub fn capture(
 fn check_not_provided(recipe: &Recipe) -> Result<(), PackError> {
     let c = &recipe.capture;
     let listed = c.binaries.iter().chain(&c.paths).chain(c.files.keys());
-    match listed.into_iter().find(|p| crate::provided::is_provided(Path::new(p))) {
+    match listed
+        .into_iter()
+        .find(|p| crate::provided::is_provided(Path::new(p)))
+    {
         Some(p) => Err(PackError::Provided(p.clone())),
         None => Ok(()),
     }

@@ -74,7 +74,10 @@ fn fake_root() -> tempfile::TempDir {
             "libc6:amd64.list",
             "/.\n/lib\n/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu/libc.so.6\n",
         ),
-        ("app.list", "/.\n/bin\n/bin/app\n/usr/share/doc/app/copyright\n/bin/sh\n"),
+        (
+            "app.list",
+            "/.\n/bin\n/bin/app\n/usr/share/doc/app/copyright\n/bin/sh\n",
+        ),
         ("helper.list", "/usr/bin/helper\n"),
         ("postfix-like.list", "/bin/sh\n"),
     ];
@@ -102,7 +105,10 @@ fn owners_are_found_by_canonical_path_with_diversions() {
         Some("libc6")
     );
     assert_eq!(owner("/usr/bin/sh").as_deref(), Some("app"));
-    assert_eq!(owner("/usr/bin/sh.distrib").as_deref(), Some("postfix-like"));
+    assert_eq!(
+        owner("/usr/bin/sh.distrib").as_deref(),
+        Some("postfix-like")
+    );
     assert_eq!(owner("/usr/bin/nothing"), None);
     assert_eq!(db.version("libc6"), Some("2.36-9"));
     assert_eq!(db.version("removed"), None);
@@ -116,7 +122,10 @@ fn the_closure_takes_first_alternatives_and_providers_and_stops_at_the_base() {
     let t = fake_root();
     let db = Dpkg::open(t.path()).unwrap();
     let base = db.base_packages();
-    assert!(base.contains("base-files") && base.contains("libc6"), "{base:?}");
+    assert!(
+        base.contains("base-files") && base.contains("libc6"),
+        "{base:?}"
+    );
     let deps = db.depends_closure(&["app".into()]).unwrap();
     assert_eq!(deps, ["helper", "libfoo1", "postfix-like", "libbar2"]);
     assert!(matches!(
@@ -133,7 +142,8 @@ fn broken_databases_are_errors_naming_the_file() {
     let e = Dpkg::open(t.path()).unwrap_err();
     let line = STATUS.lines().count() + 2;
     assert!(
-        e.to_string().contains(&format!("{}:{line}", status.display())),
+        e.to_string()
+            .contains(&format!("{}:{line}", status.display())),
         "{e}"
     );
     fs::write(&status, STATUS).unwrap();

@@ -36,7 +36,9 @@ pub enum DpkgError {
         line: usize,
         problem: String,
     },
-    #[error("package {0} is not installed (dpkg's status has no `install ok installed` entry for it)")]
+    #[error(
+        "package {0} is not installed (dpkg's status has no `install ok installed` entry for it)"
+    )]
     NotInstalled(String),
 }
 
@@ -107,8 +109,15 @@ impl Dpkg {
     fn list(&self, p: &Package) -> Result<Vec<PathBuf>, DpkgError> {
         let info = self.root.join("var/lib/dpkg/info");
         let arch = p.architecture.as_deref().unwrap_or_default();
-        let candidates = [format!("{}:{arch}.list", p.name), format!("{}.list", p.name)];
-        let Some(list) = candidates.iter().map(|c| info.join(c)).find(|f| f.is_file()) else {
+        let candidates = [
+            format!("{}:{arch}.list", p.name),
+            format!("{}.list", p.name),
+        ];
+        let Some(list) = candidates
+            .iter()
+            .map(|c| info.join(c))
+            .find(|f| f.is_file())
+        else {
             return Ok(Vec::new());
         };
         let mut paths = Vec::new();

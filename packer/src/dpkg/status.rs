@@ -59,15 +59,18 @@ fn paragraphs(path: &Path, text: &str) -> Result<Vec<(usize, Fields)>, DpkgError
             field.1.push_str(line.trim());
             continue;
         }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| parse_err(path, n, "line is neither `Field: value` nor a continuation"))?;
+        let (name, value) = line.split_once(':').ok_or_else(|| {
+            parse_err(path, n, "line is neither `Field: value` nor a continuation")
+        })?;
         if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(parse_err(path, n, format!("bad field name {name:?}")));
         }
         let (_, fields) = cur.get_or_insert_with(|| (n, Fields::new()));
         let key = name.to_ascii_lowercase();
-        if fields.insert(key.clone(), (n, value.trim().to_owned())).is_some() {
+        if fields
+            .insert(key.clone(), (n, value.trim().to_owned()))
+            .is_some()
+        {
             return Err(parse_err(path, n, format!("field {name} given twice")));
         }
         last = Some(key);
@@ -108,7 +111,11 @@ pub fn valid_name(n: &str) -> bool {
 /// The packages whose `Status` is `install ok installed`.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Package>, DpkgError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1;
         parse_err(path, line, "not UTF-8")
     })?;
     let mut out = Vec::new();
@@ -165,7 +172,10 @@ Architecture: amd64\nVersion: 2.36\nProvides: libc6-x (= 1)\n";
         assert!(!p[0].base);
         assert_eq!(
             p[0].depends,
-            vec![vec!["libc6".to_owned()], vec!["libtinfo6".into(), "libncurses6".into()]]
+            vec![
+                vec!["libc6".to_owned()],
+                vec!["libtinfo6".into(), "libncurses6".into()]
+            ]
         );
         assert!(p[1].base && p[1].multi_arch_same);
         assert_eq!(p[1].provides, vec!["libc6-x".to_owned()]);
@@ -175,10 +185,16 @@ Architecture: amd64\nVersion: 2.36\nProvides: libc6-x (= 1)\n";
     fn broken_input_names_the_line() {
         for (text, line) in [
             (" leading continuation\n", 1),
-            ("Package: aa\nStatus: install ok installed\ngarbage line\n", 3),
+            (
+                "Package: aa\nStatus: install ok installed\ngarbage line\n",
+                3,
+            ),
             ("Package: aa\n\nVersion: 1\n", 3),
             ("Package: aa\nPackage: bb\n", 2),
-            ("Package: aa\nStatus: install ok installed\nDepends: b(, c\n", 3),
+            (
+                "Package: aa\nStatus: install ok installed\nDepends: b(, c\n",
+                3,
+            ),
             ("Package: Bad_Name\n", 1),
         ] {
             match parse(Path::new("/x/status"), text.as_bytes()) {
