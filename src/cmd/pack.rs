@@ -52,7 +52,11 @@ pub fn run(a: PackArgs) -> anyhow::Result<ExitCode> {
         for (layer, entries) in report_by_layer(&packed.report) {
             outln!("[{layer}]");
             for e in entries {
-                let pkg = e.package.as_ref().map(|p| format!(" (package {p})")).unwrap_or_default();
+                let pkg = e
+                    .package
+                    .as_ref()
+                    .map(|p| format!(" (package {p})"))
+                    .unwrap_or_default();
                 outln!("  {}  <- {}{pkg}", e.path, e.reasons.join("; "));
             }
         }

@@ -299,7 +299,7 @@ fn read_diversions(path: &Path) -> Result<HashMap<Vec<u8>, Diversion>, DpkgError
     };
     let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
     let lines = match lines.last() {
-        Some(l) if l.is_empty() => &lines[..lines.len() - 1],
+        Some(&[]) => &lines[..lines.len() - 1],
         _ => &lines[..],
     };
     if lines.len() % 3 != 0 {
