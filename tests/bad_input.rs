@@ -38,10 +38,10 @@ fn bad_recipes_are_refused_with_the_file_and_problem() {
         (&format!("{HEAD}[capture]\nbinaries = [\"/usr/bin/true\"]\nbogus = 1\n") as &str, "unknown field `bogus`"),
         (&HEAD.replace("org.capsa.Bad", "Bad"), "app.id"),
         (&format!("{HEAD}[capture]\nbinaries = [\"/nonexistent/prog\"]\n"), "/nonexistent/prog"),
-        (&format!("{HEAD}[capture]\nbinaries = [\"/etc/hostname\"]\n"), "is not an ELF program"),
+        (&format!("{HEAD}[capture]\nbinaries = [\"/etc/host.conf\"]\n"), "is not an ELF program"),
         (&format!("{HEAD}[capture]\nbinaries = [\"/usr/bin/true\"]\n[permissions]\nsockets = [\"ssh-agent\"]\n"), "ssh-agent"),
-        (&format!("{HEAD}[capture]\npaths = [\"/etc/hostname\"]\n"), "app.command /usr/bin/true is not in the bundle"),
-        (&format!("{HEAD}[capture]\nbinaries = [\"/usr/bin/true\"]\npaths = [\"/etc/hostname\"]\n[desktop]\nicon = \"/etc/hostname\"\n"), "not a PNG"),
+        (&format!("{HEAD}[capture]\npaths = [\"/etc/host.conf\"]\n"), "app.command /usr/bin/true is not in the bundle"),
+        (&format!("{HEAD}[capture]\nbinaries = [\"/usr/bin/true\"]\npaths = [\"/etc/host.conf\"]\n[desktop]\nicon = \"/etc/host.conf\"\n"), "not a PNG"),
     ] {
         let r = write(&dir, "capsa.toml", text);
         let out = dir.join("out.capsa");

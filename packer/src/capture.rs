@@ -6,7 +6,8 @@
 //! captured as a symlink and the walk continues at its target, so soname chains and merged-/usr
 //! links (`/lib -> usr/lib`) are kept as links and the files land at their real paths. Every
 //! ELF object captured, from any source, has its dependency closure followed (see
-//! [`crate::closure`]).
+//! [`crate::closure`]). Paths the sandbox provides ([`crate::provided`]) are never recorded
+//! nor walked through, whatever stage brings them: each is dropped with one warning.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs;
@@ -70,6 +71,8 @@ pub struct CaptureSet {
     /// The stage now adding files: recorded on every item it notes.
     pub origin: Origin,
     excludes: Option<GlobSet>,
+    /// Sandbox-provided paths met and dropped (each warned about once).
+    dropped: BTreeSet<PathBuf>,
 }
 
 fn capture_err(path: &Path, problem: impl Into<String>) -> PackError {
@@ -84,13 +87,6 @@ fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> PackError + '_ {
         path: path.into(),
         source,
     }
-}
-
-/// Host paths never captured by following links (they are the sandbox's own business).
-fn is_virtual(p: &Path) -> bool {
-    ["/proc", "/sys", "/dev", "/run", "/tmp"]
-        .iter()
-        .any(|v| p.starts_with(v))
 }
 
 /// True when the file starts with the ELF magic.
@@ -129,7 +125,19 @@ impl CaptureSet {
             queue: VecDeque::new(),
             origin: Origin::Listed,
             excludes: Some(set),
+            dropped: BTreeSet::new(),
         })
+    }
+
+    /// True when the sandbox provides `p`: then it is dropped, with one warning per path.
+    pub fn drop_provided(&mut self, p: &Path) -> bool {
+        if !crate::provided::is_provided(p) {
+            return false;
+        }
+        if self.dropped.insert(p.to_path_buf()) {
+            self.warnings.push(crate::provided::dropped_warning(p));
+        }
+        true
     }
 
     /// The item `path` leads to inside the bundle, following captured symlinks the way the
@@ -190,6 +198,9 @@ impl CaptureSet {
         role: LayerRole,
         reason: &str,
     ) -> Result<(), PackError> {
+        if self.drop_provided(&key.to_absolute()) {
+            return Ok(());
+        }
         let item = self.items.entry(key.clone()).or_insert_with(|| Item {
             kind: kind.clone(),
             roles: BTreeSet::new(),
@@ -279,7 +290,7 @@ impl CaptureSet {
 
     /// Captures `path` as the loader or app would reach it: every symlink on the way is kept as
     /// a symlink, and the file or directory it leads to is captured at its real path.
-    /// Returns that real path.
+    /// Returns that real path (or the sandbox-provided path where the walk stopped).
     pub fn add_path(
         &mut self,
         path: &Path,
@@ -308,6 +319,9 @@ impl CaptureSet {
                 continue;
             };
             let next = cur.join(&name);
+            if self.drop_provided(&next) {
+                return Ok(next);
+            }
             let meta = fs::symlink_metadata(&next).map_err(|e| {
                 let at = if next == path {
                     String::new()
@@ -372,14 +386,17 @@ impl CaptureSet {
         role: LayerRole,
         reason: &str,
     ) -> Result<(), PackError> {
+        if self.drop_provided(root) {
+            return Ok(());
+        }
         let walker = walkdir::WalkDir::new(root)
             .follow_links(false)
             .sort_by_file_name()
             .into_iter();
         let excludes = self.excludes.clone();
-        let walker =
+        let mut walker =
             walker.filter_entry(|e| !excludes.as_ref().is_some_and(|g| g.is_match(e.path())));
-        for entry in walker {
+        while let Some(entry) = walker.next() {
             let entry = entry.map_err(|e| {
                 let path = e.path().unwrap_or(root).to_path_buf();
                 PackError::ReadSource {
@@ -389,6 +406,12 @@ impl CaptureSet {
             })?;
             let p = entry.path();
             let ft = entry.file_type();
+            if self.drop_provided(p) {
+                if ft.is_dir() {
+                    walker.skip_current_dir();
+                }
+                continue;
+            }
             if ft.is_dir() {
                 self.note(Self::key(p)?, ItemKind::Dir, role, reason)?;
             } else if ft.is_file() {
@@ -398,8 +421,11 @@ impl CaptureSet {
                 let target = self.add_symlink(p, role, reason)?;
                 let abs = p.parent().unwrap_or(Path::new("/")).join(&target);
                 let link_reason = format!("target of symlink {}", p.display());
+                if self.drop_provided(&abs) {
+                    continue;
+                }
                 match fs::metadata(&abs) {
-                    Ok(m) if m.is_file() && !is_virtual(&abs) && !self.is_excluded(&abs) => {
+                    Ok(m) if m.is_file() && !self.is_excluded(&abs) => {
                         let real = self.add_path(&abs, role, &link_reason)?;
                         self.enqueue(&real, Vec::new(), false);
                     }
@@ -437,7 +463,7 @@ mod tests {
 
     #[test]
     fn keeps_symlink_chains_and_real_paths() {
-        let d = tempfile::tempdir().unwrap();
+        let d = tempfile::tempdir_in("/var/tmp").unwrap(); // /tmp is sandbox-provided
         let root = d.path();
         fs::create_dir_all(root.join("usr/lib")).unwrap();
         fs::write(root.join("usr/lib/libx.so.1.2"), b"x").unwrap();
@@ -468,7 +494,7 @@ mod tests {
 
     #[test]
     fn resolves_commands_through_captured_links() {
-        let d = tempfile::tempdir().unwrap();
+        let d = tempfile::tempdir_in("/var/tmp").unwrap(); // /tmp is sandbox-provided
         let root = d.path();
         fs::create_dir_all(root.join("usr/bin")).unwrap();
         fs::write(root.join("usr/bin/dash"), b"x").unwrap();
@@ -488,7 +514,7 @@ mod tests {
 
     #[test]
     fn trees_honour_excludes_and_skip_special_files() {
-        let d = tempfile::tempdir().unwrap();
+        let d = tempfile::tempdir_in("/var/tmp").unwrap(); // /tmp is sandbox-provided
         let root = d.path().join("t");
         fs::create_dir_all(root.join("keep")).unwrap();
         fs::create_dir_all(root.join("test/deep")).unwrap();

@@ -35,6 +35,8 @@ pub enum PackError {
     IconNotCaptured(String),
     #[error("captured ELF objects are for different machines: {0}")]
     MixedArch(String),
+    #[error("the recipe lists {0}, which the sandbox provides: remove it from the recipe")]
+    Provided(String),
     #[error("cannot use a temporary directory")]
     Temp(#[source] std::io::Error),
     #[error("cannot write layer {layer}")]
@@ -42,6 +44,8 @@ pub enum PackError {
         layer: &'static str,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Dpkg(#[from] crate::dpkg::DpkgError),
     #[error(transparent)]
     Format(#[from] bundle_format::Error),
 }

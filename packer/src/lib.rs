@@ -5,8 +5,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod base;
 pub mod capture;
 pub mod closure;
+pub mod dpkg;
 pub mod elf;
 pub mod error;
 pub mod layers;
@@ -14,8 +16,10 @@ pub mod ldcache;
 pub mod origin;
 pub mod pack;
 pub mod propose;
+pub mod provided;
 pub mod recipe;
 pub mod resolve;
+pub mod shebang;
 pub mod starter;
 
 pub use error::PackError;

@@ -58,6 +58,9 @@ pub struct ReportEntry {
     /// The capture stages that brought the file, typed.
     pub origins: Vec<Origin>,
     pub reasons: Vec<String>,
+    /// The dpkg package that owns the file on the packing host, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
 }
 
 /// Why each file is in, and what was noticed on the way (stored in the bundle).
@@ -95,6 +98,8 @@ pub fn capture(
     ld_cache: &Path,
 ) -> Result<(CaptureSet, crate::closure::ClosureFacts), PackError> {
     let mut set = CaptureSet::new(&recipe.capture.exclude)?;
+    check_not_provided(recipe)?;
+    set.origin = Origin::Listed;
     for b in &recipe.capture.binaries {
         let real = set.add_path(Path::new(b), LayerRole::App, "recipe binary")?;
         if !crate::capture::looks_like_elf(&real) {
@@ -131,6 +136,19 @@ pub fn capture(
             });
         }
     }
+    // Origin::Package { name } is set for each package inside the stage.
+    crate::dpkg::add_packages(&mut set, recipe)?;
+    if recipe.capture.base {
+        set.origin = Origin::Base;
+        crate::base::add(&mut set)?;
+    }
+    set.origin = Origin::Closure;
+    let path_env = recipe
+        .app
+        .env
+        .get("PATH")
+        .map_or(crate::shebang::DEFAULT_PATH, String::as_str);
+    crate::shebang::add_interpreters(&mut set, path_env)?;
     let cache = LdCache::load(ld_cache)?;
     let library_path: Vec<PathBuf> = recipe
         .app
@@ -158,6 +176,19 @@ pub fn capture(
         return Err(PackError::Unresolved(facts.unresolved));
     }
     Ok((set, facts))
+}
+
+/// A path the recipe lists explicitly must not be one the sandbox provides.
+fn check_not_provided(recipe: &Recipe) -> Result<(), PackError> {
+    let c = &recipe.capture;
+    let listed = c.binaries.iter().chain(&c.paths).chain(c.files.keys());
+    match listed
+        .into_iter()
+        .find(|p| crate::provided::is_provided(Path::new(p)))
+    {
+        Some(p) => Err(PackError::Provided(p.clone())),
+        None => Ok(()),
+    }
 }
 
 /// Packs the app described by `recipe`.
@@ -203,7 +234,9 @@ pub fn pack(
         .tempdir_in(&out_dir)
         .map_err(PackError::Temp)?;
     let created = opts.source_date_epoch.unwrap_or(0);
-    if !facts.cache_entries.is_empty() {
+    if recipe.capture.base {
+        crate::base::add_generated(&mut set, &facts, &ld_cache, tmp.path(), created)?;
+    } else if !facts.cache_entries.is_empty() {
         add_loader_cache(&mut set, &facts.cache_entries, tmp.path(), created)?;
     }
     let plans = plan(&set.items)?;
@@ -245,6 +278,15 @@ pub fn pack(
         blobs.extend(layer_blobs);
     }
 
+    let owners = match crate::dpkg::Dpkg::open(Path::new("/")) {
+        Ok(db) => Some(db),
+        Err(crate::dpkg::DpkgError::NoDatabase { .. }) => None,
+        Err(e) => {
+            set.warnings
+                .push(format!("the report names no packages: {e}"));
+            None
+        }
+    };
     let report = Report {
         files: set
             .items
@@ -264,6 +306,10 @@ pub fn pack(
                 },
                 origins: i.origins.iter().cloned().collect(),
                 reasons: i.reasons.clone(),
+                package: owners
+                    .as_ref()
+                    .and_then(|db| db.owner(&k.to_absolute()))
+                    .map(str::to_owned),
             })
             .collect(),
         warnings: set.warnings.clone(),

@@ -21,7 +21,8 @@ fn cc(dir: &Path, args: &[&str]) {
 
 #[test]
 fn libraries_found_through_the_cache_load_in_the_bundle() {
-    let t = tempfile::tempdir().unwrap();
+    // Not below /tmp: the sandbox provides /tmp, so nothing there is captured.
+    let t = tempfile::tempdir_in("/var/tmp").unwrap();
     let dir = t.path();
     let libdir = dir.join("opt/answer/lib");
     std::fs::create_dir_all(&libdir).unwrap();

@@ -52,7 +52,12 @@ pub fn run(a: PackArgs) -> anyhow::Result<ExitCode> {
         for (layer, entries) in report_by_layer(&packed.report) {
             outln!("[{layer}]");
             for e in entries {
-                outln!("  {}  <- {}", e.path, e.reasons.join("; "));
+                let pkg = e
+                    .package
+                    .as_ref()
+                    .map(|p| format!(" (package {p})"))
+                    .unwrap_or_default();
+                outln!("  {}  <- {}{pkg}", e.path, e.reasons.join("; "));
             }
         }
         for w in &packed.report.warnings {
