@@ -15,7 +15,10 @@ pub mod origin;
 pub mod pack;
 pub mod recipe;
 pub mod resolve;
+pub mod traced;
+pub mod units;
 
 pub use error::PackError;
 pub use pack::{pack, NoProgress, PackOptions, Packed, Progress, Report};
 pub use recipe::Recipe;
+pub use traced::TraceHelper;
