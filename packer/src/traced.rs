@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::os::unix::fs::FileTypeExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bundle_format::LayerRole;
@@ -27,16 +27,18 @@ use crate::error::PackError;
 use crate::origin::Origin;
 use crate::recipe::Recipe;
 
+mod places;
+#[cfg(test)]
+mod tests;
+
+use places::under_any;
+pub use places::{listed_folders, normalize, Places};
+
 /// Seconds a traced command may run when the recipe does not say.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
 /// Most probed-and-missing paths kept in the report.
 const MAX_MISSING: usize = 2000;
 const ENOENT: i32 = 2;
-/// Where system files live; a traced path elsewhere needs a recipe-named folder.
-const SYSTEM: &[&str] = &[
-    "/usr", "/etc", "/opt", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin",
-];
-const VIRTUAL: &[&str] = &["/proc", "/sys", "/dev", "/run", "/tmp"];
 
 /// The program that starts a tracee: normally `capsa __trace-exec --`.
 #[derive(Debug, Clone)]
@@ -109,114 +111,6 @@ pub struct TraceOutcome {
     pub hits: Vec<PathBuf>,
 }
 
-/// `.` and `..` folded without touching the file system.
-pub fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(n) => out.push(n),
-            _ => {}
-        }
-    }
-    out
-}
-
-fn under_any(p: &Path, roots: &[PathBuf]) -> bool {
-    roots.iter().any(|r| p.starts_with(r))
-}
-
-/// The places policy: homes, system places and recipe-named folders.
-#[derive(Debug, Clone)]
-pub struct Places {
-    pub homes: Vec<PathBuf>,
-    pub listed: Vec<PathBuf>,
-}
-
-impl Places {
-    /// `$HOME`, `/root`, `/home`, and the homes of root and of users from uid 1000 in
-    /// `passwd` (system users' "homes" such as `/usr/sbin` are not homes); `listed` are the
-    /// recipe's folders.
-    pub fn new(home: Option<&Path>, passwd: &str, listed: Vec<PathBuf>) -> Self {
-        let mut homes: BTreeSet<PathBuf> = ["/root", "/home"].iter().map(PathBuf::from).collect();
-        homes.extend(home.filter(|h| h.is_absolute()).map(normalize));
-        for line in passwd.lines() {
-            let f: Vec<&str> = line.split(':').collect();
-            let (Some(uid), Some(dir)) = (f.get(2).and_then(|u| u.parse::<u64>().ok()), f.get(5))
-            else {
-                continue;
-            };
-            let dir = normalize(Path::new(dir));
-            let system = SYSTEM.iter().any(|s| dir.starts_with(s));
-            if (uid == 0 || (1000..60000).contains(&uid)) && !system && dir.is_absolute() {
-                homes.insert(dir);
-            }
-        }
-        homes.remove(Path::new("/"));
-        let listed = listed.iter().map(|p| normalize(p)).collect();
-        Self {
-            homes: homes.into_iter().collect(),
-            listed,
-        }
-    }
-
-    /// From this machine: `$HOME`, `/etc/passwd` and the recipe's listed folders.
-    pub fn of_host(recipe: &Recipe) -> Self {
-        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-        let home = std::env::var_os("HOME").map(PathBuf::from);
-        Self::new(home.as_deref(), &passwd, listed_folders(recipe))
-    }
-
-    /// The location rule for one (normalized) path: `None` when it may be captured.
-    pub fn location(&self, p: &Path) -> Option<SkipReason> {
-        let listed = self.listed.iter().find(|l| p.starts_with(l));
-        let private = self.homes.iter().any(|h| p.starts_with(h));
-        // A recipe folder inside a home lifts the home rule below it; one above a home never.
-        let named = listed.is_some_and(|l| !self.homes.iter().any(|h| h.starts_with(l)));
-        if private && !named {
-            return Some(SkipReason::Home);
-        }
-        if named {
-            return None;
-        }
-        if VIRTUAL.iter().any(|v| p.starts_with(v)) {
-            return Some(SkipReason::Virtual);
-        }
-        if !SYSTEM.iter().any(|s| p.starts_with(s)) {
-            return Some(SkipReason::OutsidePrefixes);
-        }
-        None
-    }
-
-    /// True when `p` may go into a bundle by location.
-    pub fn may_capture(&self, p: &Path) -> bool {
-        self.location(&normalize(p)).is_none()
-    }
-}
-
-/// The folders a recipe names: `paths` entries (a file's folder) and `binaries`' folders.
-pub fn listed_folders(recipe: &Recipe) -> Vec<PathBuf> {
-    let c = &recipe.capture;
-    let mut out: Vec<PathBuf> = c
-        .paths
-        .iter()
-        .chain(&c.binaries)
-        .map(|p| {
-            let p = PathBuf::from(p);
-            match p.is_dir() {
-                true => p,
-                false => p.parent().map(Path::to_path_buf).unwrap_or(p),
-            }
-        })
-        .filter(|p| p != Path::new("/"))
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
 /// What the policy decided for one traced run, before anything is captured.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decision {
@@ -263,7 +157,7 @@ pub fn decide(
         .map(|a| normalize(&a.path))
         .collect();
     let mut probe_pids = BTreeSet::new();
-    let mut seen = BTreeMap::new();
+    let mut seen = BTreeSet::new();
     let mut d = Decision::default();
     let skip = |d: &mut Decision, p: &Path, reason| {
         d.skipped.push(Skipped {
@@ -295,20 +189,11 @@ pub fn decide(
                     create: false
                 }
         );
-        if !reading || seen.insert(p.clone(), ()).is_some() {
-            continue;
-        }
-        let located = places.location(&p).or_else(|| {
-            std::fs::canonicalize(&p)
-                .ok()
-                .and_then(|real| places.location(&real))
-        });
-        if located == Some(SkipReason::Home) {
-            skip(&mut d, &p, SkipReason::Home);
+        if !reading || seen.contains(&p) {
             continue;
         }
         if errno == Some(ENOENT) {
-            if located.is_none() && !probe_pids.contains(&pid) {
+            if places.location(&p).is_none() && !probe_pids.contains(&pid) {
                 d.missing.push(p);
             }
             continue;
@@ -316,7 +201,15 @@ pub fn decide(
         if errno.is_some() {
             continue;
         }
-        let reason = if probe_pids.contains(&pid) {
+        seen.insert(p.clone());
+        let located = places.location(&p).or_else(|| {
+            std::fs::canonicalize(&p)
+                .ok()
+                .and_then(|real| places.location(&real))
+        });
+        let reason = if located == Some(SkipReason::Home) {
+            located
+        } else if probe_pids.contains(&pid) {
             Some(SkipReason::ProbeHelper)
         } else if written.contains(&p) {
             Some(SkipReason::Written)
@@ -330,6 +223,9 @@ pub fn decide(
             None => d.take.push(p),
         }
     }
+    d.missing.retain(|m| !seen.contains(m));
+    d.missing.sort();
+    d.missing.dedup();
     d
 }
 
