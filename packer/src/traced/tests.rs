@@ -31,6 +31,7 @@ fn trace_of(accesses: Vec<Access>, execs: Vec<Exec>) -> Trace {
         timed_out: false,
         wall: Duration::from_millis(1),
         stops: 0,
+        dropped_signals: 0,
     }
 }
 
