@@ -207,14 +207,14 @@ pub fn decide(
                 .ok()
                 .and_then(|real| places.location(&real))
         });
+        // Order: private first (it is named to the user), then who used it, then where it is.
         let reason = if located == Some(SkipReason::Home) {
             located
         } else if probe_pids.contains(&pid) {
             Some(SkipReason::ProbeHelper)
-        } else if written.contains(&p) {
-            Some(SkipReason::Written)
         } else {
             located
+                .or_else(|| written.contains(&p).then_some(SkipReason::Written))
                 .or_else(|| excluded(&p).then_some(SkipReason::Excluded))
                 .or_else(|| kind_rule(&p))
         };
