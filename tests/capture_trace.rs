@@ -249,6 +249,36 @@ fn a_file_read_from_home_is_named_private_and_left_out() {
     assert!(!listed.contains("secret.txt"), "{listed}");
 }
 
+#[test]
+fn a_command_that_outlives_the_timeout_is_killed_with_a_warning() {
+    let p = fresh("trace-timeout");
+    let r = recipe(
+        &p,
+        "Slow",
+        &["/bin/sleep"],
+        "binaries = [\"/bin/sleep\"]\ntrace = [[\"/bin/sleep\", \"60\"]]\ntrace-timeout = 1\n",
+    );
+    let started = std::time::Instant::now();
+    let Some((bundle, out)) = pack(&r, None) else {
+        return;
+    };
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "not killed at the timeout"
+    );
+    assert!(out.contains("warning"), "{out}");
+    let report = inspect_report(&bundle);
+    assert_eq!(report["traces"][0]["timed_out"], true, "{report}");
+    assert!(
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("trace-timeout"))),
+        "{report}"
+    );
+}
+
 fn inspect_report(bundle: &Path) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&ok(&[
         "inspect",

@@ -280,6 +280,10 @@ pub fn stage(
         out.missing
             .extend(d.missing.iter().map(|m| m.display().to_string()));
     }
+    // Threads and children interleave differently from run to run: keep the report stable.
+    out.skipped
+        .sort_by(|a, b| (&a.command, &a.path, a.reason).cmp(&(&b.command, &b.path, b.reason)));
+    out.skipped.dedup();
     out.missing.sort();
     out.missing.dedup();
     if out.missing.len() > MAX_MISSING {

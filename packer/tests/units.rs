@@ -347,7 +347,13 @@ fn named_units_come_whole_and_no_units_turn_them_off() {
     );
     assert_eq!(ws[0].why, "capture.units");
     let hit = PathBuf::from("/usr/share/zoneinfo/UTC");
-    assert!(plan(&units(), &[hit.clone()], &[], &["zoneinfo".into()]).is_empty());
+    assert!(plan(
+        &units(),
+        std::slice::from_ref(&hit),
+        &[],
+        &["zoneinfo".into()]
+    )
+    .is_empty());
     assert!(!plan(&units(), &[hit], &[], &[]).is_empty());
 }
 

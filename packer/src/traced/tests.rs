@@ -289,3 +289,21 @@ fn summary_counts_reasons_and_names_private_files() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_recipe_that_traces_needs_the_helper() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("capsa.toml");
+    std::fs::write(
+        &p,
+        "[app]\nid = \"org.example.T\"\nname = \"T\"\nversion = \"1\"\n\
+         command = [\"/usr/bin/env\"]\n[capture]\ntrace = [[\"/usr/bin/env\"]]\n",
+    )
+    .unwrap();
+    let r = crate::Recipe::load(&p).unwrap();
+    let mut set = CaptureSet::new(&[]).unwrap();
+    let e = stage(&mut set, &r, None).unwrap_err();
+    assert!(matches!(e, PackError::NoTraceHelper), "{e}");
+    assert!(e.to_string().contains("capsa binary"), "{e}");
+    assert!(set.items.is_empty());
+}
