@@ -37,6 +37,8 @@ pub enum Command {
     Update(UpdateArgs),
     Rollback(RollbackArgs),
     Completions(CompletionsArgs),
+    #[command(name = "__trace-exec", hide = true)]
+    TraceExec(TraceExecArgs),
 }
 
 /// Capture an app and its whole dependency closure into a bundle.
@@ -295,6 +297,13 @@ pub struct KeygenArgs {
 pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// Internal: the tracee side of `capture.trace` (asks to be traced, then runs ARGV).
+#[derive(Debug, Args)]
+pub struct TraceExecArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub argv: Vec<std::ffi::OsString>,
 }
 
 mod client;

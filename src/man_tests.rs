@@ -19,7 +19,10 @@ fn man_pages_are_fresh() {
     let mut cmd = crate::cli::Cli::command();
     cmd.build();
     let mut pages = vec![("capsa.1".to_owned(), render(&cmd))];
-    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| s.get_name() != "help" && !s.is_hide_set())
+    {
         let name = format!("capsa-{}", sub.get_name());
         let page = sub.clone().name(name.clone());
         pages.push((format!("{name}.1"), render(&page)));

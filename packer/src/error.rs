@@ -44,6 +44,15 @@ pub enum PackError {
         layer: &'static str,
         source: std::io::Error,
     },
+    #[error("capture.trace: tracing needs the capsa binary (no trace helper was given)")]
+    NoTraceHelper,
+    #[error("cannot trace {command}")]
+    Trace {
+        command: String,
+        source: trace::TraceError,
+    },
+    #[error(transparent)]
+    Units(#[from] crate::units::UnitError),
     #[error(transparent)]
     Dpkg(#[from] crate::dpkg::DpkgError),
     #[error(transparent)]

@@ -21,7 +21,10 @@ pub mod recipe;
 pub mod resolve;
 pub mod shebang;
 pub mod starter;
+pub mod traced;
+pub mod units;
 
 pub use error::PackError;
 pub use pack::{pack, NoProgress, PackOptions, Packed, Progress, Report};
 pub use recipe::Recipe;
+pub use traced::TraceHelper;

@@ -37,6 +37,9 @@ pub struct PackOptions {
     pub generator: String,
     /// The loader cache to resolve with; default `/etc/ld.so.cache`.
     pub ld_cache: Option<PathBuf>,
+    /// The program that starts traced commands (`capsa __trace-exec --`); a recipe with
+    /// `trace` fails without one.
+    pub trace_helper: Option<crate::traced::TraceHelper>,
 }
 
 /// Receives progress while packing (bytes of file content written).
@@ -69,6 +72,12 @@ pub struct Report {
     pub files: Vec<ReportEntry>,
     pub warnings: Vec<String>,
     pub allowed_missing: Vec<String>,
+    /// The traced commands and how they ended.
+    pub traces: Vec<crate::traced::TraceRun>,
+    /// Paths the traced commands used that were left out, and why.
+    pub skipped: Vec<crate::traced::Skipped>,
+    /// Paths the traced commands looked for and did not find.
+    pub missing: Vec<String>,
 }
 
 /// The result of a pack.
@@ -91,12 +100,31 @@ fn arch_of(facts: &crate::closure::ClosureFacts) -> Result<String, PackError> {
     }
 }
 
-/// Captures everything the recipe asks for, with the closure.
+/// Captures everything the recipe asks for, with the closure (no tracing: a recipe with
+/// `trace` fails; see [`capture_traced`]).
 pub fn capture(
     recipe: &Recipe,
     allow_missing: bool,
     ld_cache: &Path,
 ) -> Result<(CaptureSet, crate::closure::ClosureFacts), PackError> {
+    capture_traced(recipe, allow_missing, ld_cache, None).map(|(s, f, _)| (s, f))
+}
+
+/// What [`capture_traced`] gives: the set, the closure's facts, the trace stage's outcome.
+pub type Captured = (
+    CaptureSet,
+    crate::closure::ClosureFacts,
+    crate::traced::TraceOutcome,
+);
+
+/// Captures everything the recipe asks for, tracing its `trace` commands with `helper`,
+/// widening by units, with the closure.
+pub fn capture_traced(
+    recipe: &Recipe,
+    allow_missing: bool,
+    ld_cache: &Path,
+    helper: Option<&crate::traced::TraceHelper>,
+) -> Result<Captured, PackError> {
     let mut set = CaptureSet::new(&recipe.capture.exclude)?;
     check_not_provided(recipe)?;
     set.origin = Origin::Listed;
@@ -136,8 +164,18 @@ pub fn capture(
             });
         }
     }
+    set.origin = Origin::Trace {
+        command: String::new(),
+    };
+    let traced = crate::traced::stage(&mut set, recipe, helper)?;
     // Origin::Package { name } is set for each package inside the stage.
     crate::dpkg::add_packages(&mut set, recipe)?;
+    // Hits are what the recipe, its packages and its traces brought, not the base (whose
+    // terminfo entries and locale must not pull in whole folders).
+    set.origin = Origin::Unit {
+        name: String::new(),
+    };
+    widen_units(&mut set, recipe, &traced.hits)?;
     if recipe.capture.base {
         set.origin = Origin::Base;
         crate::base::add(&mut set)?;
@@ -175,7 +213,22 @@ pub fn capture(
     if !facts.unresolved.is_empty() {
         return Err(PackError::Unresolved(facts.unresolved));
     }
-    Ok((set, facts))
+    Ok((set, facts, traced))
+}
+
+/// The widening stage: every captured path so far and every traced hit is a hit; the
+/// recipe's `units` are taken whole, its `no-units` never.
+fn widen_units(set: &mut CaptureSet, recipe: &Recipe, traced: &[PathBuf]) -> Result<(), PackError> {
+    let c = &recipe.capture;
+    let units = crate::units::resolve(&c.unit, &c.units, &c.no_units)?;
+    let mut hits: Vec<PathBuf> = set.items.keys().map(|k| k.to_absolute()).collect();
+    hits.extend(traced.iter().cloned());
+    hits.sort();
+    hits.dedup();
+    let plan = crate::units::widen::plan(&units, &hits, &c.units, &c.no_units);
+    let places = crate::traced::Places::of_host(recipe);
+    crate::units::widen::apply(set, &plan, &places);
+    Ok(())
 }
 
 /// A path the recipe lists explicitly must not be one the sandbox provides.
@@ -201,7 +254,12 @@ pub fn pack(
         .ld_cache
         .clone()
         .unwrap_or_else(|| PathBuf::from("/etc/ld.so.cache"));
-    let (mut set, facts) = capture(recipe, opts.allow_missing, &ld_cache)?;
+    let (mut set, facts, traced) = capture_traced(
+        recipe,
+        opts.allow_missing,
+        &ld_cache,
+        opts.trace_helper.as_ref(),
+    )?;
     let in_bundle = |p: &str| {
         BundlePath::from_host(Path::new(p))
             .ok()
@@ -314,6 +372,9 @@ pub fn pack(
             .collect(),
         warnings: set.warnings.clone(),
         allowed_missing: facts.allowed_missing.clone(),
+        traces: traced.runs,
+        skipped: traced.skipped,
+        missing: traced.missing,
     };
     let report_bytes = compress_meta(
         &canonical::to_vec(&report).map_err(|e| bundle_format::Error::Compose(e.to_string()))?,

@@ -82,6 +82,10 @@ pub struct Capture {
     /// Widening units never taken (names from `packer/units.toml` or `[[capture.unit]]`).
     #[serde(default)]
     pub no_units: Vec<String>,
+    /// The recipe's own widening units (`[[capture.unit]]`, the schema of
+    /// `packer/units.toml`); one with a built-in's name replaces it.
+    #[serde(default)]
+    pub unit: Vec<crate::units::UnitDef>,
 }
 
 fn yes() -> bool {
@@ -103,6 +107,7 @@ impl Default for Capture {
             base: true,
             units: Vec::new(),
             no_units: Vec::new(),
+            unit: Vec::new(),
         }
     }
 }
@@ -220,6 +225,8 @@ impl Recipe {
                 )));
             }
         }
+        crate::units::resolve(&c.unit, &c.units, &c.no_units)
+            .map_err(|e| self.bad(format!("capture: {e}")))?;
         for g in &self.capture.exclude {
             globset::Glob::new(g).map_err(|e| self.bad(format!("capture.exclude: {e}")))?;
         }

@@ -77,6 +77,7 @@ fn libraries_found_through_the_cache_load_in_the_bundle() {
         source_date_epoch: None,
         generator: "test".into(),
         ld_cache: Some(cache),
+        trace_helper: None,
     };
     let packed = packer::pack(&recipe, &opts, &mut NoProgress).expect("pack");
     assert!(packed

@@ -37,6 +37,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Update(a) => remote::update(a),
         Command::Rollback(a) => remote::rollback(a),
         Command::Repo(a) => repo::run(a),
+        Command::TraceExec(a) => {
+            let e = trace::child_main(&a.argv);
+            eprintln!("capsa: cannot run the traced command: {e}");
+            Ok(ExitCode::from(127))
+        }
         Command::Completions(a) => {
             clap_complete::generate(
                 a.shell,

@@ -31,6 +31,12 @@ pub fn run(a: PackArgs) -> anyhow::Result<ExitCode> {
         source_date_epoch: source_date_epoch_from_env(),
         generator: format!("capsa {}", env!("CARGO_PKG_VERSION")),
         ld_cache: None,
+        trace_helper: std::env::current_exe()
+            .ok()
+            .map(|program| packer::TraceHelper {
+                program,
+                args: vec!["__trace-exec".into(), "--".into()],
+            }),
     };
     let mut progress = PackBar(bar("packing"));
     let packed = packer::pack(&recipe, &opts, &mut progress)
@@ -66,6 +72,9 @@ pub fn run(a: PackArgs) -> anyhow::Result<ExitCode> {
         for m in &packed.report.allowed_missing {
             outln!("missing (accepted): {m}");
         }
+    }
+    for line in packer::traced::summary(&packed.report.skipped) {
+        eprintln!("capsa: {line}");
     }
     let files: u64 = packed.manifest.layers.iter().map(|l| l.entries).sum();
     let unpacked: u64 = packed.manifest.layers.iter().map(|l| l.unpacked_size).sum();
