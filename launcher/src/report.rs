@@ -441,7 +441,14 @@ mod tests {
     fn report(private_net: bool, tcp: Option<Vec<u16>>, net: NetFilter, abi: Option<u8>) -> Report {
         let p = plan(private_net, tcp);
         let o = abi.map(|a| outcome(&p, a));
-        let seccomp = SeccompPolicy::compile(net).unwrap();
+        let seccomp = SeccompPolicy::compile(
+            net,
+            crate::seccomp::Ids {
+                uid: 1000,
+                gid: 1000,
+            },
+        )
+        .unwrap();
         Report::new(
             "org.example.App",
             &p,
