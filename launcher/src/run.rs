@@ -257,6 +257,7 @@ impl Command {
             state: None,
             created: Vec::new(),
             replaced: Vec::new(),
+            trace: plan.trace_missing,
         };
 
         let mut failure = None;
