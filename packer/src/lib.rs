@@ -13,8 +13,10 @@ pub mod layers;
 pub mod ldcache;
 pub mod origin;
 pub mod pack;
+pub mod propose;
 pub mod recipe;
 pub mod resolve;
+pub mod starter;
 
 pub use error::PackError;
 pub use pack::{pack, NoProgress, PackOptions, Packed, Progress, Report};

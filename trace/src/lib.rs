@@ -8,6 +8,32 @@
 //! subcommand) that calls [`child_main`]: it asks to be traced, stops itself, and once the
 //! tracer has set its options, sets `no_new_privs`, installs the filter and execs the command.
 //! So this crate needs no `unsafe` (no `pre_exec`).
+//!
+//! Modules: [`filter`] (the seccomp program), `calls` (the traced syscall table), `child`
+//! (the tracee side), `tracer` (the wait loop), `wait` (raw wait statuses), `deadline` (the
+//! timeout killer), `decode`, `regs`, `mem`, `paths`, `sockaddr` (reading a stop's
+//! arguments). Limits: x86_64 only; a real-time signal sent to a tracee is dropped (nix's
+//! `Signal` cannot carry it back, counted in [`Trace::dropped_signals`]); syscalls of another
+//! ABI (i386 programs) run untraced.
+
+#![forbid(unsafe_code)]
+
+mod calls;
+mod child;
+mod deadline;
+mod decode;
+pub mod filter;
+mod mem;
+mod paths;
+mod regs;
+mod sockaddr;
+mod tracer;
+mod wait;
+
+pub use child::{child_main, traceme_and_stop};
+pub use filter::{filter_program, install_program};
+pub use seccompiler::BpfProgram;
+pub use wait::Status;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -56,6 +82,7 @@ pub struct Access {
     pub op: Op,
     /// `None` on success, else the errno the call returned (ENOENT: probed and missing).
     pub errno: Option<i32>,
+    /// The thread id that made the call (the process id in a single-threaded process).
     pub pid: u32,
 }
 
@@ -112,6 +139,8 @@ pub struct Trace {
     pub wall: Duration,
     /// Syscalls stopped on (for the benchmark and the report).
     pub stops: u64,
+    /// Real-time signals sent to tracees that could not be re-injected (see the crate doc).
+    pub dropped_signals: u64,
 }
 
 /// What can go wrong while tracing.
@@ -133,36 +162,54 @@ pub enum TraceError {
     Wait(nix::Error),
     #[error("cannot build the trace seccomp filter: {0}")]
     Filter(String),
+    #[error("tracing is not supported on {arch} (x86_64 only)")]
+    Unsupported { arch: &'static str },
+    #[error("the traced command (pid {pid}) did not stop for the tracer but ended ({status:?}); is the helper calling child_main?")]
+    Start { pid: u32, status: Status },
+    #[error(
+        "the kernel stops on seccomp before syscall entry (needs Linux 4.8 or later); cannot trace"
+    )]
+    SeccompOrder,
 }
 
-/// Runs `cmd` traced to its end (or its timeout).
+/// Runs `cmd` traced to its end (or its timeout): starts `helper helper_args... argv...` and
+/// follows it. Call it on the thread that will do nothing else meanwhile: ptrace ties the
+/// tracees to the calling thread.
 pub fn run(cmd: &TraceCommand) -> Result<Trace, TraceError> {
-    let _ = cmd;
-    Err(TraceError::Filter("not built yet".into()))
+    let program = cmd.helper.display().to_string();
+    if cmd.argv.is_empty() {
+        return Err(TraceError::Spawn {
+            program,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no command to trace"),
+        });
+    }
+    let mut c = std::process::Command::new(&cmd.helper);
+    c.args(&cmd.helper_args).args(&cmd.argv);
+    if let Some(dir) = &cmd.cwd {
+        c.current_dir(dir);
+    }
+    c.envs(cmd.env.iter().map(|(k, v)| (k, v)));
+    let child = c
+        .spawn()
+        .map_err(|source| TraceError::Spawn { program, source })?;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Dropping a Child neither waits nor kills; the tracer reaps it.
+    drop(child);
+    tracer::follow(pid, cmd.timeout)
 }
 
-/// The helper side: called by the helper program with the command's argv. Asks to be traced,
-/// stops, sets `no_new_privs`, installs the filter and execs `argv`. Returns only on failure.
-pub fn child_main(argv: &[OsString]) -> std::io::Error {
-    let _ = argv;
-    std::io::Error::other("not built yet")
-}
-
-/// For a caller that forks the tracee itself (the launcher's `--trace-missing`), in the child:
-/// asks to be traced by its parent and stops (SIGSTOP) until the tracer has set its options.
-pub fn traceme_and_stop() -> std::io::Result<()> {
-    Err(std::io::Error::other("not built yet"))
-}
-
-/// In the child, after [`traceme_and_stop`] and `no_new_privs`, just before exec: installs the
-/// trace filter (it stacks with any other seccomp filter; a refusal by another wins).
+/// In the child, after [`traceme_and_stop`], just before exec: sets `no_new_privs` and
+/// installs the trace filter (it stacks with any other seccomp filter; a refusal by another
+/// wins). Builds the program, so it allocates: a caller that must not (after `fork` in a
+/// threaded process) builds it first with [`filter_program`] and calls [`install_program`].
 pub fn install_filter() -> Result<(), TraceError> {
-    Err(TraceError::Filter("not built yet".into()))
+    install_program(&filter_program()?)
 }
 
-/// In the parent: follows a child stopped by [`traceme_and_stop`] and all its descendants to
-/// the end (or `timeout`), and returns what they did. `exit` is that child's.
+/// In the parent (on the thread that forked the child): follows a child stopped by
+/// [`traceme_and_stop`] and all its descendants to the end (or `timeout`), and returns what
+/// they did. `exit` is that child's.
 pub fn follow(pid: u32, timeout: Duration) -> Result<Trace, TraceError> {
-    let _ = (pid, timeout);
-    Err(TraceError::Filter("not built yet".into()))
+    let pid = i32::try_from(pid).map_err(|_| TraceError::Wait(nix::errno::Errno::ESRCH))?;
+    tracer::follow(nix::unistd::Pid::from_raw(pid), timeout)
 }

@@ -1,0 +1,341 @@
+//! The wait loop: follows a stopped child and every task it creates until all are gone.
+//!
+//! Per task (thread id) the only state is the call stopped at its seccomp stop and not yet
+//! returned (`pending`). A seccomp stop decodes the call and resumes with `PTRACE_SYSCALL`
+//! (if there is anything to record) to get the syscall-exit stop, which records the result and
+//! resumes with `PTRACE_CONT`; the next traced call stops again at its seccomp stop. That
+//! relies on the kernel ≥ 4.8 order (seccomp stop after syscall-entry): the first exit stop is
+//! checked with `PTRACE_GET_SYSCALL_INFO` and the run fails if it is an entry stop.
+//! New tasks' first SIGSTOP is swallowed; other signals are re-injected (see [`crate::wait`]).
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::ptrace::{self, Event, Options};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::deadline::Deadline;
+use crate::decode::{decode, socket_inode, Pending, SockTypes};
+use crate::wait::{wait_any, wait_pid, Status};
+use crate::{regs, Access, Connect, Exec, Exit, Trace, TraceError};
+
+#[derive(Default)]
+struct Task {
+    /// Its first (SIGSTOP) stop was seen.
+    started: bool,
+    pending: Option<Pending>,
+}
+
+struct Tracer {
+    first: Pid,
+    tasks: HashMap<Pid, Task>,
+    live: Deadline,
+    types: SockTypes,
+    out: Trace,
+    exit: Option<Exit>,
+    order_checked: bool,
+}
+
+fn ptrace_err(op: &'static str, tid: Pid) -> impl FnOnce(Errno) -> TraceError {
+    move |source| TraceError::Ptrace {
+        op,
+        pid: tid.as_raw() as u32,
+        source,
+    }
+}
+
+/// Follows `first`, stopped by `traceme_and_stop`, and its descendants.
+pub(crate) fn follow(first: Pid, timeout: Duration) -> Result<Trace, TraceError> {
+    if !regs::SUPPORTED {
+        return Err(TraceError::Unsupported {
+            arch: std::env::consts::ARCH,
+        });
+    }
+    let started = Instant::now();
+    match wait_pid(first)? {
+        Status::Stopped { sig, .. } if sig == libc::SIGSTOP => {}
+        status => {
+            return Err(TraceError::Start {
+                pid: first.as_raw() as u32,
+                status,
+            })
+        }
+    }
+    let opts = Options::PTRACE_O_TRACESYSGOOD
+        | Options::PTRACE_O_TRACEFORK
+        | Options::PTRACE_O_TRACEVFORK
+        | Options::PTRACE_O_TRACECLONE
+        | Options::PTRACE_O_TRACEEXEC
+        | Options::PTRACE_O_TRACESECCOMP
+        | Options::PTRACE_O_EXITKILL;
+    if let Err(e) = ptrace::setoptions(first, opts) {
+        let _ = nix::sys::signal::kill(first, Signal::SIGKILL);
+        return Err(ptrace_err("setoptions", first)(e));
+    }
+    let mut t = Tracer {
+        first,
+        tasks: HashMap::new(),
+        live: Deadline::start(timeout),
+        types: SockTypes::new(),
+        out: Trace {
+            accesses: Vec::new(),
+            execs: Vec::new(),
+            connects: Vec::new(),
+            exit: Exit::Code(0),
+            timed_out: false,
+            wall: Duration::ZERO,
+            stops: 0,
+            dropped_signals: 0,
+        },
+        exit: None,
+        order_checked: false,
+    };
+    t.tasks.insert(
+        first,
+        Task {
+            started: true,
+            pending: None,
+        },
+    );
+    t.live.add(first);
+    let result = t.resume(first, None).and_then(|()| t.run());
+    if let Err(e) = result {
+        t.abort();
+        return Err(e);
+    }
+    t.out.exit = t.exit.unwrap_or(Exit::Signal(libc::SIGKILL));
+    t.out.timed_out = t.live.timed_out();
+    t.out.wall = started.elapsed();
+    Ok(t.out)
+}
+
+impl Tracer {
+    fn run(&mut self) -> Result<(), TraceError> {
+        while !self.live.is_empty() {
+            let Some((tid, status)) = wait_any()? else {
+                break; // ECHILD: nothing left to wait for
+            };
+            match status {
+                Status::Exited(code) => self.gone(tid, Exit::Code(code)),
+                Status::Signaled(sig) => self.gone(tid, Exit::Signal(sig)),
+                Status::Stopped { sig, event } => self.stopped(tid, sig, event)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn gone(&mut self, tid: Pid, how: Exit) {
+        self.tasks.remove(&tid);
+        self.live.remove(tid);
+        if tid == self.first {
+            self.exit = Some(how);
+        }
+    }
+
+    fn stopped(&mut self, tid: Pid, sig: i32, event: i32) -> Result<(), TraceError> {
+        if let Entry::Vacant(v) = self.tasks.entry(tid) {
+            // A new task's first stop, before its parent's fork event.
+            v.insert(Task {
+                started: true,
+                pending: None,
+            });
+            self.live.add(tid);
+            return self.resume(tid, None);
+        }
+        if sig == libc::SIGTRAP | 0x80 {
+            return self.syscall_exit(tid);
+        }
+        if sig == libc::SIGTRAP && event != 0 {
+            return self.event(tid, event);
+        }
+        let task = self.tasks.entry(tid).or_default();
+        if !task.started && sig == libc::SIGSTOP {
+            task.started = true;
+            return self.resume(tid, None);
+        }
+        self.signal(tid, sig)
+    }
+
+    fn event(&mut self, tid: Pid, event: i32) -> Result<(), TraceError> {
+        const FORK: i32 = Event::PTRACE_EVENT_FORK as i32;
+        const VFORK: i32 = Event::PTRACE_EVENT_VFORK as i32;
+        const CLONE: i32 = Event::PTRACE_EVENT_CLONE as i32;
+        const EXEC: i32 = Event::PTRACE_EVENT_EXEC as i32;
+        const SECCOMP: i32 = Event::PTRACE_EVENT_SECCOMP as i32;
+        match event {
+            SECCOMP => self.seccomp(tid),
+            FORK | VFORK | CLONE => {
+                if let Ok(new) = ptrace::getevent(tid) {
+                    let new = Pid::from_raw(new as i32);
+                    if let Entry::Vacant(v) = self.tasks.entry(new) {
+                        v.insert(Task::default());
+                        self.live.add(new);
+                    }
+                }
+                self.resume(tid, None)
+            }
+            EXEC => self.exec(tid),
+            _ => self.resume(tid, None),
+        }
+    }
+
+    fn seccomp(&mut self, tid: Pid) -> Result<(), TraceError> {
+        self.out.stops += 1;
+        let regs = match regs::get(tid) {
+            Ok(r) => r,
+            Err(Errno::ESRCH) => return Ok(()), // killed meanwhile: its exit follows
+            Err(e) => return Err(ptrace_err("getregs", tid)(e)),
+        };
+        let pending = decode(tid, &regs, &self.types);
+        self.tasks.entry(tid).or_default().pending = pending;
+        self.resume(tid, None)
+    }
+
+    fn syscall_exit(&mut self, tid: Pid) -> Result<(), TraceError> {
+        if !self.order_checked {
+            self.check_order(tid)?;
+        }
+        let pending = self.tasks.get_mut(&tid).and_then(|t| t.pending.take());
+        let Some(pending) = pending else {
+            return self.resume(tid, None);
+        };
+        let ret = match regs::get(tid) {
+            Ok(r) => r.ret,
+            Err(Errno::ESRCH) => return Ok(()),
+            Err(e) => return Err(ptrace_err("getregs", tid)(e)),
+        };
+        self.record(tid, pending, ret);
+        self.resume(tid, None)
+    }
+
+    #[cfg(target_env = "gnu")]
+    fn check_order(&mut self, tid: Pid) -> Result<(), TraceError> {
+        match ptrace::syscall_info(tid) {
+            Ok(info) if info.op == libc::PTRACE_SYSCALL_INFO_EXIT => {
+                self.order_checked = true;
+                Ok(())
+            }
+            Ok(_) => Err(TraceError::SeccompOrder),
+            Err(Errno::ESRCH) => Ok(()),
+            Err(e) => Err(ptrace_err("get_syscall_info", tid)(e)),
+        }
+    }
+
+    #[cfg(not(target_env = "gnu"))]
+    fn check_order(&mut self, _tid: Pid) -> Result<(), TraceError> {
+        self.order_checked = true;
+        Ok(())
+    }
+
+    fn record(&mut self, tid: Pid, pending: Pending, ret: i64) {
+        let errno = regs::errno_of(ret);
+        let pid = tid.as_raw() as u32;
+        match pending {
+            Pending::Paths { items, .. } => {
+                for (path, op) in items {
+                    self.out.accesses.push(Access {
+                        path,
+                        op,
+                        errno,
+                        pid,
+                    });
+                }
+            }
+            Pending::Connect { addr, sock_type } => {
+                self.out.connects.push(Connect {
+                    addr,
+                    sock_type,
+                    errno,
+                    pid,
+                });
+            }
+            Pending::Socket { sock_type } => {
+                if errno.is_none() {
+                    if let Some(ino) = socket_inode(tid, ret as i32) {
+                        self.types.insert(ino, sock_type);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `PTRACE_EVENT_EXEC`: `tid` is the thread-group leader now; the exec was made by the
+    /// former thread id `getevent` gives, which vanished without an exit notification.
+    fn exec(&mut self, tid: Pid) -> Result<(), TraceError> {
+        let former = ptrace::getevent(tid)
+            .map(|f| Pid::from_raw(f as i32))
+            .unwrap_or(tid);
+        if former != tid {
+            let moved = self.tasks.remove(&former).and_then(|t| t.pending);
+            self.live.remove(former);
+            self.tasks.entry(tid).or_default().pending = moved;
+        }
+        let exe = std::fs::read_link(format!("/proc/{tid}/exe")).unwrap_or_default();
+        let started = match self.tasks.get(&tid).and_then(|t| t.pending.as_ref()) {
+            Some(Pending::Paths { exec: Some(e), .. }) => Some(e.clone()),
+            _ => None,
+        };
+        let (path, argv0) = match started {
+            Some(e) => (e.path, e.argv0),
+            None => (exe.clone(), String::new()),
+        };
+        self.out.execs.push(Exec {
+            path,
+            exe,
+            argv0,
+            pid: tid.as_raw() as u32,
+        });
+        self.resume(tid, None)
+    }
+
+    /// A signal-delivery-stop (re-inject the signal) or a group-stop (`PTRACE_GETSIGINFO`
+    /// fails with EINVAL; resume without one).
+    fn signal(&mut self, tid: Pid, sig: i32) -> Result<(), TraceError> {
+        match ptrace::getsiginfo(tid) {
+            Err(Errno::EINVAL) => self.resume(tid, None),
+            Err(Errno::ESRCH) => Ok(()),
+            _ => match Signal::try_from(sig) {
+                Ok(s) => self.resume(tid, Some(s)),
+                Err(_) => {
+                    // A real-time signal: nix's Signal cannot carry it (see lib.rs).
+                    self.out.dropped_signals += 1;
+                    self.resume(tid, None)
+                }
+            },
+        }
+    }
+
+    /// Resumes with `PTRACE_SYSCALL` when a call is pending (to see its exit), else `CONT`.
+    fn resume(&mut self, tid: Pid, sig: Option<Signal>) -> Result<(), TraceError> {
+        let pending = self.tasks.get(&tid).is_some_and(|t| t.pending.is_some());
+        let r = if pending {
+            ptrace::syscall(tid, sig)
+        } else {
+            ptrace::cont(tid, sig)
+        };
+        match r {
+            Ok(()) | Err(Errno::ESRCH) => Ok(()),
+            Err(e) => Err(ptrace_err(if pending { "syscall" } else { "cont" }, tid)(e)),
+        }
+    }
+
+    /// After an error: kill every tracee and reap them, so none is left stopped.
+    fn abort(&mut self) {
+        self.live.kill_all();
+        while !self.live.is_empty() {
+            match wait_any() {
+                Ok(Some((tid, Status::Exited(_) | Status::Signaled(_)))) => self.live.remove(tid),
+                Ok(Some((tid, _))) => {
+                    if !self.live.contains(tid) {
+                        self.live.add(tid);
+                        let _ = nix::sys::signal::kill(tid, Signal::SIGKILL);
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+}
