@@ -3,11 +3,11 @@
 //! forks the app, which drops every privilege and execs. Any failure is sent to the parent
 //! over the CLOEXEC message pipe; EOF on that pipe means exec succeeded.
 //!
-//! With the plan's `trace_missing`, the app asks to be traced and stops first thing, and adds
-//! the trace filter right after the sandbox's seccomp filter (a refusal by the sandbox's
-//! filter outranks the trace filter's stop, so the policy is unchanged); pid 1, outside every
-//! filter, follows it instead of its plain wait ([`reap_traced`]) and sends what it missed
-//! behind the exit status.
+//! With the plan's `trace_missing`, the app asks to be traced and stops once its capabilities
+//! are gone, and adds the trace filter right after the sandbox's seccomp filter (a refusal by
+//! the sandbox's filter outranks the trace filter's stop, so the policy is unchanged); pid 1,
+//! outside every filter, follows it instead of its plain wait ([`reap_traced`]) and sends what
+//! it missed behind the exit status.
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -184,6 +184,13 @@ fn drop_caps() -> Result<(), ChildError> {
 
 /// The app's last steps: privileges, Landlock, descriptors, seccomp last, exec.
 fn exec_app(a: &mut ChildArgs) -> Result<Infallible, ChildError> {
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(sys_err("reset signals", Call::Sigprocmask, None))?;
+    sys::default_sigpipe().map_err(sys_err("reset signals", Call::Signal, None))?;
+    // All privileged work is done: no capability survives, in any set, and none can return.
+    drop_caps()?;
+    // Traced from here on: with no capability left, since the kernel lets a process be
+    // traced only by a parent holding every capability it holds (pid 1 dropped its own).
     if a.plan.trace_missing {
         trace::traceme_and_stop().map_err(|e| {
             ChildError::new(
@@ -194,11 +201,6 @@ fn exec_app(a: &mut ChildArgs) -> Result<Infallible, ChildError> {
             )
         })?;
     }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .map_err(sys_err("reset signals", Call::Sigprocmask, None))?;
-    sys::default_sigpipe().map_err(sys_err("reset signals", Call::Signal, None))?;
-    // All privileged work is done: no capability survives, in any set, and none can return.
-    drop_caps()?;
     nix::sys::prctl::set_no_new_privs().map_err(sys_err(
         "set no_new_privs",
         Call::PrctlNoNewPrivs,
@@ -291,7 +293,7 @@ fn reap(a: &mut ChildArgs, app: Pid) -> Result<isize, ChildError> {
     a.go = None;
     a.messages = None;
     if a.plan.trace_missing {
-        return Ok(reap_traced(a, app) as isize);
+        reap_traced(a, app);
     }
     loop {
         let (sig, code) = sys::wait_signal(&a.signals).map_err(sys_err(
@@ -325,8 +327,9 @@ const TRACE_LIMIT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// pid 1 in trace mode: a thread forwards signals (SIGCHLD stays for the tracer) while this
 /// one, the app's parent and so its tracer, follows the app's whole tree; then the status and
-/// what the app missed go to the launcher, in one write.
-fn reap_traced(a: &mut ChildArgs, app: Pid) -> i32 {
+/// what the app missed go to the launcher, in one write, and pid 1 ends with every thread
+/// (returning would end this thread only).
+fn reap_traced(a: &mut ChildArgs, app: Pid) -> ! {
     let mut forwarded = a.signals;
     forwarded.remove(Signal::SIGCHLD);
     let _ = std::thread::Builder::new().spawn(move || {
@@ -356,5 +359,5 @@ fn reap_traced(a: &mut ChildArgs, app: Pid) -> i32 {
     if let Some(fd) = a.status.take() {
         let _ = File::from(fd).write_all(&out);
     }
-    code
+    sys::exit_now(code)
 }

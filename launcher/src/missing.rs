@@ -8,7 +8,7 @@
 //! The launcher ranks it with [`rank`]:
 //!
 //! - Noise is dropped: the dynamic loader's probes (any path through a `glibc-hwcaps`
-//!   directory; `/etc/ld.so.preload`), search-path probes (a path whose file name was found
+//!   directory; `/etc/ld.so.preload` and `/etc/ld.so.cache`), search-path probes (a path whose file name was found
 //!   elsewhere, which covers the loader's library search with its legacy `tls/` and
 //!   platform subdirectories and `$LIB` variants, and a shell's `PATH` search), and the
 //!   directories of those probes that the loader stats after a miss.
@@ -27,6 +27,8 @@ use serde::{Deserialize, Serialize};
 
 /// At most this many misses are sent to the launcher (the most recent).
 pub const MAX_SENT: usize = 4096;
+/// Files the dynamic loader looks for on every start, which most bundles need not have.
+const LOADER_FILES: &[&str] = &["/etc/ld.so.preload", "/etc/ld.so.cache"];
 /// At most this many found file names are sent (enough for any search path).
 const MAX_FOUND: usize = 65536;
 
@@ -132,9 +134,10 @@ pub fn reduce(t: &trace::Trace) -> Traced {
     }
 }
 
-/// The loader's own probes, whatever was found: hwcaps subdirectories and the preload file.
+/// The loader's own probes, whatever was found: hwcaps subdirectories, the preload file and
+/// the cache (without which it searches the default directories).
 fn loader_noise(p: &Path) -> bool {
-    p == Path::new("/etc/ld.so.preload")
+    LOADER_FILES.iter().any(|f| p == Path::new(f))
         || p.components()
             .any(|c| c == Component::Normal(OsStr::new("glibc-hwcaps")))
 }

@@ -28,6 +28,7 @@ fn trace(accesses: &[(&str, Op, Option<i32>)]) -> Trace {
         timed_out: false,
         wall: std::time::Duration::ZERO,
         stops: 7,
+        dropped_signals: 0,
     }
 }
 
@@ -37,6 +38,7 @@ const NOENT: Option<i32> = Some(libc::ENOENT);
 fn shell_run() -> Trace {
     trace(&[
         ("/etc/ld.so.preload", Op::Stat, NOENT),
+        ("/etc/ld.so.cache", OPEN, NOENT),
         ("/nonexist/glibc-hwcaps/x86-64-v3/libc.so.6", OPEN, NOENT),
         ("/nonexist/glibc-hwcaps/x86-64-v3", Op::Stat, NOENT),
         ("/nonexist/tls/x86_64/x86_64/libc.so.6", OPEN, NOENT),
