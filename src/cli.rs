@@ -98,6 +98,7 @@ pub struct PackArgs {
 /// --report shows, for each layer, what the plan sets up and what the kernel confirmed
 /// (Landlock ABI, enforcement, each right the ABI lacks); it claims nothing else.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("json_output").args(["report", "trace_missing"]).multiple(true)))]
 pub struct RunArgs {
     /// A bundle file (a name with a `/` or ending in `.capsa`), or the id of an installed
     /// app (never a file in the current directory).
@@ -127,9 +128,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub report: bool,
     /// With --report: print the report as one JSON object (app, rows, claims) on standard
-    /// error instead of the table.
-    #[arg(long, requires = "report")]
+    /// error instead of the table; with --trace-missing, its list too.
+    #[arg(long, requires = "json_output")]
     pub json: bool,
+    /// Trace the app (ptrace, by the sandbox's pid 1) and, when it ends, list on standard
+    /// error the paths it looked for and did not find (ENOENT from the open, exec, stat and
+    /// access calls), most relevant first: programs, then files opened, then lookups, the
+    /// latest first; the dynamic loader's and PATH searches for names found elsewhere are left
+    /// out. The sandbox is otherwise the same; the app runs slower.
+    #[arg(long)]
+    pub trace_missing: bool,
     /// Run this program of the app instead of its command.
     #[arg(long, value_name = "PATH")]
     pub command: Option<String>,

@@ -2,6 +2,12 @@
 //! pid 1 of the new pid namespace; it sets up the mounts, stays behind as the reaper, and
 //! forks the app, which drops every privilege and execs. Any failure is sent to the parent
 //! over the CLOEXEC message pipe; EOF on that pipe means exec succeeded.
+//!
+//! With the plan's `trace_missing`, the app asks to be traced and stops once its capabilities
+//! are gone, and adds the trace filter right after the sandbox's seccomp filter (a refusal by
+//! the sandbox's filter outranks the trace filter's stop, so the policy is unchanged); pid 1,
+//! outside every filter, follows it instead of its plain wait ([`reap_traced`]) and sends what
+//! it missed behind the exit status.
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -9,6 +15,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -182,6 +189,18 @@ fn exec_app(a: &mut ChildArgs) -> Result<Infallible, ChildError> {
     sys::default_sigpipe().map_err(sys_err("reset signals", Call::Signal, None))?;
     // All privileged work is done: no capability survives, in any set, and none can return.
     drop_caps()?;
+    // Traced from here on: with no capability left, since the kernel lets a process be
+    // traced only by a parent holding every capability it holds (pid 1 dropped its own).
+    if a.plan.trace_missing {
+        trace::traceme_and_stop().map_err(|e| {
+            ChildError::new(
+                "be traced (--trace-missing)",
+                Call::PtraceTraceme,
+                None,
+                e.raw_os_error().unwrap_or(libc::EPERM),
+            )
+        })?;
+    }
     nix::sys::prctl::set_no_new_privs().map_err(sys_err(
         "set no_new_privs",
         Call::PrctlNoNewPrivs,
@@ -238,6 +257,16 @@ fn exec_app(a: &mut ChildArgs) -> Result<Infallible, ChildError> {
             libc::EINVAL,
         )
     })?;
+    if a.plan.trace_missing {
+        trace::install_filter().map_err(|e| {
+            ChildError::new(
+                &format!("trace the app (--trace-missing: {e})"),
+                Call::TraceFilter,
+                None,
+                libc::EINVAL,
+            )
+        })?;
+    }
     let program = Path::new(&a.plan.argv[0]);
     let e = nix::unistd::execve(&argv[0], &argv, &env).unwrap_err();
     Err(ChildError::new(
@@ -263,6 +292,9 @@ fn reap(a: &mut ChildArgs, app: Pid) -> Result<isize, ChildError> {
     // Our copies of the pipes must close, so the parent sees EOF when the app execs.
     a.go = None;
     a.messages = None;
+    if a.plan.trace_missing {
+        reap_traced(a, app);
+    }
     loop {
         let (sig, code) = sys::wait_signal(&a.signals).map_err(sys_err(
             "wait for signals",
@@ -288,4 +320,44 @@ fn reap(a: &mut ChildArgs, app: Pid) -> Result<isize, ChildError> {
             return Ok(code as isize);
         }
     }
+}
+
+/// How long pid 1 follows a traced app: no limit an app run would reach.
+const TRACE_LIMIT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// pid 1 in trace mode: a thread forwards signals (SIGCHLD stays for the tracer) while this
+/// one, the app's parent and so its tracer, follows the app's whole tree; then the status and
+/// what the app missed go to the launcher, in one write, and pid 1 ends with every thread
+/// (returning would end this thread only).
+fn reap_traced(a: &mut ChildArgs, app: Pid) -> ! {
+    let mut forwarded = a.signals;
+    forwarded.remove(Signal::SIGCHLD);
+    let _ = std::thread::Builder::new().spawn(move || {
+        while let Ok((sig, code)) = sys::wait_signal(&forwarded) {
+            if code != sys::SI_KERNEL {
+                let _ = kill(app, sig);
+            }
+        }
+    });
+    let pid = u32::try_from(app.as_raw()).unwrap_or_default();
+    let (code, traced) = match trace::follow(pid, TRACE_LIMIT) {
+        Ok(t) => {
+            let code = match t.exit {
+                trace::Exit::Code(c) => c,
+                trace::Exit::Signal(s) => 128 + s,
+            };
+            (code, crate::missing::reduce(&t))
+        }
+        Err(e) => {
+            let _ = kill(app, Signal::SIGKILL);
+            (125, crate::missing::Traced::Failed(e.to_string()))
+        }
+    };
+    let mut out = code.to_le_bytes().to_vec();
+    out.extend(serde_json::to_vec(&traced).unwrap_or_default());
+    out.push(b'\n');
+    if let Some(fd) = a.status.take() {
+        let _ = File::from(fd).write_all(&out);
+    }
+    sys::exit_now(code)
 }

@@ -48,6 +48,10 @@ pub enum Call {
     Landlock,
     CloseRange,
     Seccomp,
+    /// `--trace-missing`: asking to be traced by pid 1.
+    PtraceTraceme,
+    /// `--trace-missing`: the trace filter, added after the sandbox's own.
+    TraceFilter,
     Execve,
 }
 
@@ -88,6 +92,8 @@ impl Call {
             Self::Landlock => "landlock_restrict_self",
             Self::CloseRange => "close_range",
             Self::Seccomp => "seccomp",
+            Self::PtraceTraceme => "ptrace(PTRACE_TRACEME)",
+            Self::TraceFilter => "seccomp (trace filter)",
             Self::Execve => "execve",
         }
     }

@@ -16,6 +16,7 @@ mod error;
 mod fallback;
 mod host;
 mod landlock;
+mod missing;
 mod mounts;
 mod plan;
 mod report;
@@ -28,6 +29,7 @@ mod wait;
 
 pub use error::{Call, ChildError, LaunchError};
 pub use landlock::{Enforced, Kernel, Missing, Outcome};
+pub use missing::{Lookup, MissingPath, TraceOutcome};
 pub use report::{Claims, Layers, Network, Report, SocketRefusal};
 pub use run::{App, Child, Command, ExitStatus, Replaced, Source};
 pub use spec::RunOptions;

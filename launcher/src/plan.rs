@@ -202,6 +202,9 @@ pub struct Plan {
     pub uid: u32,
     pub gid: u32,
     pub notes: Vec<Note>,
+    /// pid 1 traces the app (`--trace-missing`): the app asks to be traced before its last
+    /// steps and adds the trace filter after the sandbox's own; nothing else changes.
+    pub trace_missing: bool,
 }
 
 impl Plan {
@@ -526,6 +529,7 @@ pub fn plan(
         uid: host.uid,
         gid: host.gid,
         notes: b.notes,
+        trace_missing: spec.trace_missing,
     })
 }
 

@@ -16,6 +16,9 @@ use crate::landlock::{Kernel, Missing, Outcome};
 use crate::plan::{BindWhy, Fallback, Namespace, Note, Plan, RootMode, Step};
 use crate::seccomp::{NetGap, SeccompPolicy};
 
+/// The `trace` row under `--trace-missing` (the plan's only difference).
+pub const TRACE_ROW: &str = "on (--trace-missing): pid 1 traces the app's tree with ptrace; a seccomp filter added after the policy above stops it on path syscalls (the policy's refusals come first); nothing else differs";
+
 /// Where the app's layers came from on this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -350,6 +353,9 @@ impl Report {
         for line in &seccomp.summary {
             row("seccomp", line.clone());
         }
+        if plan.trace_missing {
+            row("trace", TRACE_ROW.into());
+        }
         row(
             "capabilities",
             "none: bounding, permitted, effective, inheritable and ambient sets cleared".into(),
@@ -424,6 +430,7 @@ mod tests {
             uid: 1000,
             gid: 1000,
             notes: vec![],
+            trace_missing: false,
         }
     }
 
@@ -441,7 +448,14 @@ mod tests {
     fn report(private_net: bool, tcp: Option<Vec<u16>>, net: NetFilter, abi: Option<u8>) -> Report {
         let p = plan(private_net, tcp);
         let o = abi.map(|a| outcome(&p, a));
-        let seccomp = SeccompPolicy::compile(net).unwrap();
+        let seccomp = SeccompPolicy::compile(
+            net,
+            crate::seccomp::Ids {
+                uid: 1000,
+                gid: 1000,
+            },
+        )
+        .unwrap();
         Report::new(
             "org.example.App",
             &p,
@@ -453,6 +467,25 @@ mod tests {
 
     fn row<'a>(r: &'a Report, key: &str) -> &'a str {
         &r.rows.iter().find(|(k, _)| k == key).unwrap().1
+    }
+
+    #[test]
+    fn tracing_adds_its_row_and_nothing_else() {
+        let plain = report(false, None, NetFilter::Private, Some(6));
+        let mut p = plan(false, None);
+        p.trace_missing = true;
+        let o = outcome(&p, 6);
+        let user = crate::seccomp::Ids {
+            uid: 1000,
+            gid: 1000,
+        };
+        let seccomp = SeccompPolicy::compile(NetFilter::Private, user).unwrap();
+        let traced = Report::new("org.example.App", &p, &seccomp, Layers::Installed, Some(&o));
+        assert_eq!(row(&traced, "trace"), TRACE_ROW);
+        let mut rows = traced.rows.clone();
+        rows.retain(|(k, _)| k != "trace");
+        assert_eq!((rows, &traced.claims), (plain.rows.clone(), &plain.claims));
+        assert!(plain.rows.iter().all(|(k, _)| k != "trace"));
     }
 
     #[test]

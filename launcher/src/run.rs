@@ -22,7 +22,7 @@ use crate::error::{Call, LaunchError};
 use crate::host::{Host, RealFs};
 use crate::plan::{plan, Dirs, Fallback, Namespace, Plan, Root, RootMode};
 use crate::report::{Layers, Report};
-use crate::seccomp::{NetFilter, SeccompPolicy};
+use crate::seccomp::{Ids, NetFilter, SeccompPolicy};
 use crate::spec::{RunOptions, SandboxSpec};
 use crate::stdio::sanitize_stdio;
 pub use crate::stdio::Replaced;
@@ -101,7 +101,11 @@ impl Command {
         } else {
             NetFilter::Private
         };
-        let seccomp = SeccompPolicy::compile(net)?;
+        let user = Ids {
+            uid: host.uid,
+            gid: host.gid,
+        };
+        let seccomp = SeccompPolicy::compile(net, user)?;
         let replaced = sanitize_stdio()?;
         let state = match spec.ephemeral {
             true => None,
@@ -253,6 +257,7 @@ impl Command {
             state: None,
             created: Vec::new(),
             replaced: Vec::new(),
+            trace: plan.trace_missing,
         };
 
         let mut failure = None;

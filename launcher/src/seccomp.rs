@@ -22,13 +22,18 @@
 //!   send flags from that argument, never from the msghdr, which seccomp cannot read), and
 //!   `setsockopt(IPPROTO_TCP, TCP_FASTOPEN_CONNECT)`: EPERM, like the other refusals by policy.
 //!
+//! The policy also depends on the user ([`Ids`], in `ids`): the id calls (`setuid`, `setresgid`,
+//! `setgroups`, ...) and the `chown` family get EPERM for any id but the user's own or -1, which
+//! is the host's answer where the sandbox's one-id user namespace would say EINVAL. So the
+//! policy is compiled per run, in the parent (a fraction of a millisecond).
+//!
 //! `socketpair` is unix-only, `socketcall` does not exist on x86_64 and aarch64 (the i386 ABI
 //! is killed), and io_uring, which could create and send on sockets, gets ENOSYS in every mode.
 //!
-//! Filters, one per action: EPERM (with the Fast Open rules under TcpPorts), ENOSYS,
-//! EAFNOSUPPORT, and under TcpPorts a fifth, EPROTONOSUPPORT, for the inet socket rules. No
-//! syscall with given arguments is matched by two filters: `socket` is in two, for disjoint
-//! families. Because they are disjoint, the child loads them as one program ([`chain`]): each
+//! Filters, one per action: EPERM (with the id rules, and the Fast Open rules under TcpPorts),
+//! ENOSYS, EAFNOSUPPORT, and under TcpPorts a fifth, EPROTONOSUPPORT, for the inet socket rules.
+//! No syscall with given arguments is matched by two filters: `socket` is in two, for disjoint
+//! families, and the id and `chown` syscalls are in the EPERM filter alone. Because they are disjoint, the child loads them as one program ([`chain`]): each
 //! filter's "allow" becomes a jump to the next filter, so the first filter that refuses a call
 //! decides, which is what the kernel's chain of separate filters would return. One program is
 //! one load and one JIT instead of four or five, and one pass per syscall.
@@ -41,6 +46,9 @@ use seccompiler::{
 };
 
 use crate::error::LaunchError;
+
+mod ids;
+pub use ids::Ids;
 
 /// Highest syscall number this policy knows (x86_64 and aarch64 share the new numbers:
 /// 469 is `file_setattr`, Linux 6.17). Anything above gets ENOSYS, like runc does.
@@ -300,8 +308,9 @@ fn rule(conditions: Vec<Cond>) -> Result<SeccompRule, LaunchError> {
 }
 
 /// The EPERM filter's rules: [`eperm_syscalls`], namespace flags in `clone`, terminal
-/// injection ioctls, personalities, and Fast Open when `net` limits TCP to ports.
-fn eperm_rules(net: NetFilter) -> Result<BTreeMap<i64, Vec<SeccompRule>>, LaunchError> {
+/// injection ioctls, personalities, ids other than the user's, and Fast Open when `net` limits
+/// TCP to ports.
+fn eperm_rules(net: NetFilter, user: Ids) -> Result<BTreeMap<i64, Vec<SeccompRule>>, LaunchError> {
     let mut eperm: BTreeMap<i64, Vec<SeccompRule>> = eperm_syscalls()
         .into_iter()
         .map(|(_, nr)| (nr, vec![]))
@@ -325,6 +334,7 @@ fn eperm_rules(net: NetFilter) -> Result<BTreeMap<i64, Vec<SeccompRule>>, Launch
         .map(|v| dword(0, Op::Ne, *v))
         .collect::<Result<Vec<_>, _>>()?;
     eperm.insert(libc::SYS_personality, vec![rule(persona)?]);
+    eperm.extend(ids::rules(user)?);
     if net == NetFilter::TcpPorts {
         eperm.extend(fastopen_rules()?);
     }
@@ -377,8 +387,8 @@ fn inet_socket_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, LaunchError> {
 }
 
 impl SeccompPolicy {
-    /// Compiles the policy for the sandbox's network.
-    pub fn compile(net: NetFilter) -> Result<Self, LaunchError> {
+    /// Compiles the policy for the sandbox's network and the user's ids.
+    pub fn compile(net: NetFilter, user: Ids) -> Result<Self, LaunchError> {
         let (target, audit_arch) = arch()?;
         let enosys: BTreeMap<i64, Vec<SeccompRule>> = enosys_syscalls()
             .into_iter()
@@ -399,15 +409,16 @@ impl SeccompPolicy {
         };
         let mut programs = vec![
             guard(audit_arch),
-            filter(eperm_rules(net)?, libc::EPERM, target)?,
+            filter(eperm_rules(net, user)?, libc::EPERM, target)?,
             filter(enosys, libc::ENOSYS, target)?,
             filter(afno, libc::EAFNOSUPPORT, target)?,
         ];
         let mut summary = vec![
             format!("foreign architectures: killed; x32 ABI and syscalls above {MAX_KNOWN_SYSCALL}: ENOSYS"),
             format!(
-                "EPERM: clone with namespace flags, ioctl TIOCSTI/TIOCLINUX (low 32 bits), personality other than {}, {fastopen}{}",
+                "EPERM: clone with namespace flags, ioctl TIOCSTI/TIOCLINUX (low 32 bits), personality other than {}, {}, {fastopen}{}",
                 "0/8/0x20000/0x20008/query",
+                ids::summary(user),
                 eperm_names.join(" ")
             ),
             format!("ENOSYS: {}", enosys_names.join(" ")),
@@ -436,10 +447,16 @@ mod tests {
     use nix::errno::Errno;
     use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, SockFlag, SockType};
 
+    /// The ids the policy is compiled for in these tests (the id rules have their own).
+    const USER: Ids = Ids {
+        uid: 1000,
+        gid: 1000,
+    };
+
     #[test]
     fn compiles_four_filters_without_port_limits() {
         for net in [NetFilter::Private, NetFilter::Host] {
-            let p = SeccompPolicy::compile(net).unwrap();
+            let p = SeccompPolicy::compile(net, USER).unwrap();
             assert_eq!((p.programs.len(), p.summary.len()), (4, 4));
             assert!(p.programs.iter().all(|f| !f.is_empty() && f.len() < 4096));
             assert!(p.summary[1].contains("ptrace") && p.summary[2].contains("clone3"));
@@ -450,8 +467,8 @@ mod tests {
 
     #[test]
     fn port_limits_add_the_network_filter_and_fast_open_rules() {
-        let open = SeccompPolicy::compile(NetFilter::Host).unwrap();
-        let p = SeccompPolicy::compile(NetFilter::TcpPorts).unwrap();
+        let open = SeccompPolicy::compile(NetFilter::Host, USER).unwrap();
+        let p = SeccompPolicy::compile(NetFilter::TcpPorts, USER).unwrap();
         assert_eq!((p.programs.len(), p.summary.len()), (5, 5));
         assert!(p.programs.iter().all(|f| !f.is_empty() && f.len() < 4096));
         assert!(p.programs[1].len() > open.programs[1].len());
@@ -463,7 +480,7 @@ mod tests {
     #[test]
     fn the_chained_program_refuses_what_each_filter_refuses() {
         for net in [NetFilter::Private, NetFilter::TcpPorts] {
-            let p = SeccompPolicy::compile(net).unwrap();
+            let p = SeccompPolicy::compile(net, USER).unwrap();
             let total: usize = p.programs.iter().map(Vec::len).sum();
             assert_eq!(p.chained.len(), total);
             assert!(p.chained.len() < 4096);
@@ -513,7 +530,9 @@ mod tests {
             .map(|(n, _)| n)
             .collect();
         assert_eq!(fastopen.len(), 4);
-        for n in fastopen.iter().chain([&libc::SYS_socket]) {
+        let id_calls: Vec<i64> = ids::syscalls().into_iter().map(|(_, n)| n).collect();
+        assert!(id_calls.iter().all(|n| !fastopen.contains(n)));
+        for n in fastopen.iter().chain(&id_calls).chain([&libc::SYS_socket]) {
             assert!(!a.contains(n) && enosys_syscalls().iter().all(|(_, e)| e != n));
         }
     }
@@ -521,7 +540,7 @@ mod tests {
     /// Applies `net`'s EPERM and network filters to a new thread (seccomp filters are
     /// per thread) and runs `checks` there.
     fn filtered(net: NetFilter, checks: impl FnOnce() + Send + 'static) {
-        let p = SeccompPolicy::compile(net).unwrap();
+        let p = SeccompPolicy::compile(net, USER).unwrap();
         std::thread::spawn(move || {
             // The EPERM filter and, under TcpPorts, the EPROTONOSUPPORT one.
             for prog in [1, 4].iter().filter_map(|i| p.programs.get(*i)) {

@@ -30,6 +30,8 @@ pub struct RunOptions {
     /// read-write, at its own path; the argument becomes its absolute path. Arguments that
     /// start with `-` are passed as they are.
     pub open_files: bool,
+    /// Trace the app (`--trace-missing`) and say which paths it looked for and did not find.
+    pub trace_missing: bool,
 }
 
 /// A host file given to the app with `--open-files`.
@@ -52,6 +54,8 @@ pub struct SandboxSpec {
     pub workdir: Option<String>,
     pub ephemeral: bool,
     pub open_files: Vec<OpenFile>,
+    /// The app runs traced by pid 1 (see [`crate::missing`]).
+    pub trace_missing: bool,
 }
 
 /// `file:///a%20b` → `/a b`; other text unchanged.
@@ -197,6 +201,7 @@ impl SandboxSpec {
             workdir: manifest.workdir.clone(),
             ephemeral: o.ephemeral,
             open_files,
+            trace_missing: o.trace_missing,
         })
     }
 }

@@ -10,6 +10,10 @@
 //! passes the app's `fsync`s to the upper filesystem, and they return only once the data is
 //! on disk.
 //!
+//! In trace mode (`--trace-missing`) pid 1 writes, behind the status and in the same write,
+//! one JSON line of what the app missed ([`Traced`]); [`Child::wait_traced`] reads it (at most
+//! [`MAX_TRACED`] bytes) and ranks it.
+//!
 //! Invariants: signals for the app are blocked in the launcher from before the clone until
 //! `wait` returns, and forwarded to pid 1 (except those the kernel already sent to the whole
 //! foreground process group); without a status (pid 1 was killed or failed) `wait` falls back
@@ -28,6 +32,7 @@ use nix::unistd::Pid;
 use userdata::state::AppState;
 
 use crate::error::LaunchError;
+use crate::missing::{TraceOutcome, Traced};
 use crate::stdio::Replaced;
 use crate::sys;
 
@@ -43,6 +48,10 @@ impl ExitStatus {
         self.0 == 0
     }
 }
+
+/// The most pid 1's record of misses may take on the pipe (it sends at most
+/// [`crate::missing::MAX_SENT`] paths, each at most PATH_MAX).
+pub const MAX_TRACED: u64 = 64 << 20;
 
 fn sys_err(call: &'static str) -> impl FnOnce(nix::Error) -> LaunchError {
     move |source| LaunchError::Sys { call, source }
@@ -62,6 +71,8 @@ pub struct Child {
     /// Mount points the run created in the app's persistent state, to remove at the end.
     pub(crate) created: Vec<PathBuf>,
     pub(crate) replaced: Vec<Replaced>,
+    /// pid 1 traces the app and sends its misses behind the status.
+    pub(crate) trace: bool,
 }
 
 impl Child {
@@ -78,11 +89,17 @@ impl Child {
     /// already delivered to the whole foreground group); then records the sandbox's teardown
     /// in the app's state and, when no other instance runs, removes the mount points this run
     /// created there, so no trace of opened files or grants is left.
-    pub fn wait(mut self) -> Result<ExitStatus, LaunchError> {
-        let (status, reported) = match self.status.take() {
+    pub fn wait(self) -> Result<ExitStatus, LaunchError> {
+        self.wait_traced().map(|(status, _)| status)
+    }
+
+    /// [`Child::wait`], and with `--trace-missing` what the app looked for and did not find.
+    pub fn wait_traced(mut self) -> Result<(ExitStatus, Option<TraceOutcome>), LaunchError> {
+        let (status, reported, traced) = match self.status.take() {
             Some(fd) => self.wait_status(fd),
-            None => (self.wait_raw(), false),
+            None => (self.wait_raw(), false, None),
         };
+        let outcome = self.trace.then(|| crate::missing::outcome(traced));
         let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old_mask), None);
         if let Some(st) = self.state.take() {
             // Only the run that owned the persistent upper leaves a teardown worth waiting for
@@ -95,15 +112,18 @@ impl Child {
                 userdata::tidy::remove_created(&dir, &self.created);
             }
         }
-        status
+        status.map(|s| (s, outcome))
     }
 
-    /// The status pid 1 reports, with true; or, when it ends without one, its own exit status
-    /// and false (the sandbox is gone then).
-    fn wait_status(&mut self, fd: OwnedFd) -> (Result<ExitStatus, LaunchError>, bool) {
+    /// The status pid 1 reports, with true (and in trace mode its record); or, when it ends
+    /// without one, its own exit status and false (the sandbox is gone then).
+    fn wait_status(
+        &mut self,
+        fd: OwnedFd,
+    ) -> (Result<ExitStatus, LaunchError>, bool, Option<Traced>) {
         let signals = match SignalFd::with_flags(&self.signals, SfdFlags::SFD_CLOEXEC) {
             Ok(s) => s,
-            Err(_) => return (self.wait_raw(), false),
+            Err(_) => return (self.wait_raw(), false, None),
         };
         let mut pipe = File::from(fd);
         loop {
@@ -113,15 +133,18 @@ impl Child {
             ];
             match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) | Err(nix::Error::EINTR) => {}
-                Err(e) => return (Err(sys_err("poll")(e)), false),
+                Err(e) => return (Err(sys_err("poll")(e)), false, None),
             }
             let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
             let (status_ready, signal_ready) = (ready(&fds[0]), ready(&fds[1]));
             if status_ready {
                 let mut b = [0u8; 4];
                 return match pipe.read_exact(&mut b) {
-                    Ok(()) => (Ok(ExitStatus(i32::from_le_bytes(b))), true),
-                    Err(_) => (self.wait_raw(), false),
+                    Ok(()) => {
+                        let traced = self.trace.then(|| read_traced(pipe)).flatten();
+                        (Ok(ExitStatus(i32::from_le_bytes(b))), true, traced)
+                    }
+                    Err(_) => (self.wait_raw(), false, None),
                 };
             }
             if signal_ready {
@@ -151,4 +174,12 @@ impl Child {
             }
         }
     }
+}
+
+/// pid 1's record behind the status: one JSON line, read to EOF (pid 1 closes its end right
+/// after the write); `None` when it is missing, too long or not a record.
+fn read_traced(pipe: File) -> Option<Traced> {
+    let mut line = Vec::new();
+    pipe.take(MAX_TRACED).read_to_end(&mut line).ok()?;
+    serde_json::from_slice(&line).ok()
 }

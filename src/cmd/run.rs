@@ -2,12 +2,16 @@
 //! (manifest, consent, overrides, `--allow`/`--deny`), asks for consent where a bundle file
 //! wants more than the safe default, and starts the sandbox. Launcher errors end with
 //! 125/126/127 and a hint, as podman and env do; the app's own status passes through.
+//! With `--trace-missing` the paths the app missed follow its end on standard error, whatever
+//! its status (a missing icon or plugin does not always make an app fail).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use launcher::{App, Changes, Command, LaunchError, Permission, RunOptions, Source};
+use launcher::{
+    App, Changes, Command, LaunchError, Lookup, Permission, RunOptions, Source, TraceOutcome,
+};
 use userdata::consent::{self, Answer};
 use userdata::Grants;
 
@@ -172,6 +176,46 @@ fn print_report(r: &launcher::Report, json: bool) {
     }
 }
 
+/// Lines of missing paths shown on a terminal; `--json` lists them all.
+const MISSING_SHOWN: usize = 30;
+
+/// What `--trace-missing` found, on standard error: a list, or one line of JSON.
+fn print_missing(o: &TraceOutcome, json: bool) {
+    if json {
+        match serde_json::to_string(&serde_json::json!({ "trace_missing": o })) {
+            Ok(line) => eprintln!("{line}"),
+            Err(e) => eprintln!("capsa: warning: cannot write the trace as JSON: {e}"),
+        }
+        return;
+    }
+    let paths = match o {
+        TraceOutcome::Failed(why) => {
+            eprintln!("capsa: warning: --trace-missing: {why}");
+            return;
+        }
+        TraceOutcome::Missing { paths, .. } => paths,
+    };
+    if paths.is_empty() {
+        eprintln!("capsa: the app found every path it looked for (--trace-missing)");
+        return;
+    }
+    eprintln!("capsa: the app looked for these paths and did not find them (most relevant first):");
+    for m in paths.iter().take(MISSING_SHOWN) {
+        let how = match m.lookup {
+            Lookup::Exec => "program",
+            Lookup::Open => "opened",
+            Lookup::Stat => "looked up",
+        };
+        eprintln!("capsa:     {}  ({how})", super::store::safe(&m.path));
+    }
+    if paths.len() > MISSING_SHOWN {
+        eprintln!(
+            "capsa:     ... and {} more (--json lists them all)",
+            paths.len() - MISSING_SHOWN
+        );
+    }
+}
+
 pub fn run(a: RunArgs) -> ExitCode {
     let key = match a
         .key
@@ -205,6 +249,7 @@ pub fn run(a: RunArgs) -> ExitCode {
         ephemeral: a.ephemeral,
         require_landlock: a.require_landlock,
         open_files: a.open_files,
+        trace_missing: a.trace_missing,
     };
     let mut cmd = Command::new(app);
     cmd.grants(g).options(options).report(a.report);
@@ -220,8 +265,13 @@ pub fn run(a: RunArgs) -> ExitCode {
             r.was
         );
     }
-    match child.wait() {
-        Ok(status) => ExitCode::from(status.code().clamp(0, 255) as u8),
+    match child.wait_traced() {
+        Ok((status, traced)) => {
+            if let Some(o) = &traced {
+                print_missing(o, json);
+            }
+            ExitCode::from(status.code().clamp(0, 255) as u8)
+        }
         Err(e) => launch_fail(e),
     }
 }

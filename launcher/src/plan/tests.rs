@@ -85,6 +85,7 @@ fn spec(grants: &[&str]) -> SandboxSpec {
         workdir: None,
         ephemeral: false,
         open_files: vec![],
+        trace_missing: false,
     }
 }
 
@@ -297,4 +298,22 @@ fn landlock_mirrors_mounts() {
         .landlock
         .rules
         .contains(&("/usr".into(), FsAccess::ReadWrite)));
+}
+
+#[test]
+fn tracing_is_in_the_plan_and_changes_nothing_else() {
+    let fs = FakeFs::default();
+    for grants in [&[][..], &["network=tcp:443", "filesystem=home:ro"][..]] {
+        let plain = plan(&spec(grants), &host(), &dirs(), &fs).unwrap();
+        let mut s = spec(grants);
+        s.trace_missing = true;
+        let traced = plan(&s, &host(), &dirs(), &fs).unwrap();
+        assert!(traced.trace_missing && !plain.trace_missing);
+        // The mounts, Landlock rules, namespaces, ids and environment are the same.
+        let untraced = Plan {
+            trace_missing: false,
+            ..traced
+        };
+        assert_eq!(untraced, plain);
+    }
 }
