@@ -1,15 +1,23 @@
 //! The wait loop: follows a stopped child and every task it creates until all are gone.
 //!
-//! Per task (thread id) the only state is the call stopped at its seccomp stop and not yet
-//! returned (`pending`). A seccomp stop decodes the call and resumes with `PTRACE_SYSCALL`
-//! (if there is anything to record) to get the syscall-exit stop, which records the result and
-//! resumes with `PTRACE_CONT`; the next traced call stops again at its seccomp stop. That
-//! relies on the kernel ≥ 4.8 order (seccomp stop after syscall-entry): the first exit stop is
-//! checked with `PTRACE_GET_SYSCALL_INFO` and the run fails if it is an entry stop.
+//! Per task (thread id) the state is the call stopped at its seccomp stop and not yet
+//! returned (`pending`), its cached cwd and its lookup root (see [`crate::check`]). A seccomp
+//! stop decodes the call. In the fast mode most calls are recorded there (checked by the
+//! tracer, or as intent) and resumed with `PTRACE_CONT`: one stop per call. A call whose
+//! result only the kernel knows (all of them in the exact mode) is resumed with
+//! `PTRACE_SYSCALL` to get the syscall-exit stop, which records the result and resumes with
+//! `PTRACE_CONT`; the next traced call stops again at its seccomp stop. That relies on the
+//! kernel ≥ 4.8 order (seccomp stop after syscall-entry): the first exit stop is checked with
+//! `PTRACE_GET_SYSCALL_INFO` and the run fails if it is an entry stop.
+//!
+//! Cached cwds are dropped, for every task (threads share theirs), at the entry and at the
+//! exit of a call that may move one (chdir, fchdir, setns, pivot_root: these take the exit
+//! stop in both modes).
 //! New tasks' first SIGSTOP is swallowed; other signals are re-injected (see [`crate::wait`]).
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -18,7 +26,8 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::deadline::Deadline;
-use crate::decode::{decode, socket_inode, Pending, SockTypes};
+use crate::check;
+use crate::decode::{decode, socket_inode, Ctx, Learn, Pending, SockTypes};
 use crate::wait::{wait_any, wait_pid, Status};
 use crate::{regs, Access, Connect, Exec, Exit, Trace, TraceError};
 
@@ -27,6 +36,25 @@ struct Task {
     /// Its first (SIGSTOP) stop was seen.
     started: bool,
     pending: Option<Pending>,
+    /// The call stopped at may move the cwd: drop the cached ones at its exit.
+    moves_cwd: bool,
+    /// The cwd as last read, until a call that may move it.
+    cwd: Option<PathBuf>,
+    /// The lookup root ([`check::root_of`]), found at the first check after a start or exec.
+    root: Option<Option<PathBuf>>,
+}
+
+impl Task {
+    fn started() -> Task {
+        Task {
+            started: true,
+            ..Task::default()
+        }
+    }
+
+    fn wants_exit(&self) -> bool {
+        self.pending.is_some() || self.moves_cwd
+    }
 }
 
 struct Tracer {
@@ -37,6 +65,7 @@ struct Tracer {
     out: Trace,
     exit: Option<Exit>,
     order_checked: bool,
+    exact: bool,
 }
 
 fn ptrace_err(op: &'static str, tid: Pid) -> impl FnOnce(Errno) -> TraceError {
@@ -48,7 +77,8 @@ fn ptrace_err(op: &'static str, tid: Pid) -> impl FnOnce(Errno) -> TraceError {
 }
 
 /// Follows `first`, stopped by `traceme_and_stop`, and its descendants.
-pub(crate) fn follow(first: Pid, timeout: Duration) -> Result<Trace, TraceError> {
+/// `exact`: every call takes its exit stop (see the crate doc).
+pub(crate) fn follow(first: Pid, timeout: Duration, exact: bool) -> Result<Trace, TraceError> {
     if !regs::SUPPORTED {
         return Err(TraceError::Unsupported {
             arch: std::env::consts::ARCH,
@@ -92,14 +122,9 @@ pub(crate) fn follow(first: Pid, timeout: Duration) -> Result<Trace, TraceError>
         },
         exit: None,
         order_checked: false,
+        exact,
     };
-    t.tasks.insert(
-        first,
-        Task {
-            started: true,
-            pending: None,
-        },
-    );
+    t.tasks.insert(first, Task::started());
     t.live.add(first);
     let result = t.resume(first, None).and_then(|()| t.run());
     if let Err(e) = result {
@@ -138,10 +163,7 @@ impl Tracer {
     fn stopped(&mut self, tid: Pid, sig: i32, event: i32) -> Result<(), TraceError> {
         if let Entry::Vacant(v) = self.tasks.entry(tid) {
             // A new task's first stop, before its parent's fork event.
-            v.insert(Task {
-                started: true,
-                pending: None,
-            });
+            v.insert(Task::started());
             self.live.add(tid);
             return self.resume(tid, None);
         }
@@ -189,16 +211,80 @@ impl Tracer {
             Err(Errno::ESRCH) => return Ok(()), // killed meanwhile: its exit follows
             Err(e) => return Err(ptrace_err("getregs", tid)(e)),
         };
-        let pending = decode(tid, &regs, &self.types);
-        self.tasks.entry(tid).or_default().pending = pending;
+        let task = self.tasks.entry(tid).or_default();
+        task.pending = None;
+        let decoded = decode(&mut Ctx::new(tid, &mut task.cwd), &regs, &self.types);
+        if let Some(d) = decoded {
+            if d.moves_cwd {
+                self.forget_cwds();
+            }
+            let learn = if self.exact { Learn::Exit } else { d.learn };
+            let task = self.tasks.entry(tid).or_default();
+            task.moves_cwd = d.moves_cwd;
+            match (learn, d.pending) {
+                (_, None) => {}
+                (Learn::Intent, Some(Pending::Paths { items, .. })) => {
+                    self.record_paths(tid, items, |_| None)
+                }
+                (Learn::Check { follow }, Some(Pending::Paths { items, .. })) => {
+                    self.checked(tid, items, follow)
+                }
+                (Learn::Exec, Some(p)) => self.exec_check(tid, p),
+                (_, Some(p)) => task.pending = Some(p),
+            }
+        }
         self.resume(tid, None)
+    }
+
+    /// Records `items` with the tracer's own lookup of each.
+    fn checked(&mut self, tid: Pid, items: Vec<(PathBuf, crate::Op)>, follow: bool) {
+        let task = self.tasks.entry(tid).or_default();
+        let root = task.root.get_or_insert_with(|| check::root_of(tid)).as_deref();
+        let pid = tid.as_raw() as u32;
+        for (path, op) in items {
+            let errno = check::lookup(root, &path, follow);
+            self.out.accesses.push(Access {
+                path,
+                op,
+                errno,
+                pid,
+            });
+        }
+    }
+
+    /// An exec of a missing program is recorded now; one that exists waits for its exit stop.
+    fn exec_check(&mut self, tid: Pid, pending: Pending) {
+        let task = self.tasks.entry(tid).or_default();
+        let root = task.root.get_or_insert_with(|| check::root_of(tid)).as_deref();
+        let missing = match &pending {
+            Pending::Paths { items, .. } => items
+                .first()
+                .and_then(|(path, _)| check::lookup(root, path, true)),
+            _ => None,
+        };
+        match (missing, pending) {
+            (Some(errno), Pending::Paths { items, .. }) => {
+                self.record_paths(tid, items, |_| Some(errno))
+            }
+            (_, p) => task.pending = Some(p),
+        }
+    }
+
+    fn forget_cwds(&mut self) {
+        for t in self.tasks.values_mut() {
+            t.cwd = None;
+        }
     }
 
     fn syscall_exit(&mut self, tid: Pid) -> Result<(), TraceError> {
         if !self.order_checked {
             self.check_order(tid)?;
         }
-        let pending = self.tasks.get_mut(&tid).and_then(|t| t.pending.take());
+        let task = self.tasks.entry(tid).or_default();
+        let pending = task.pending.take();
+        if std::mem::take(&mut task.moves_cwd) {
+            self.forget_cwds();
+        }
         let Some(pending) = pending else {
             return self.resume(tid, None);
         };
@@ -234,16 +320,7 @@ impl Tracer {
         let errno = regs::errno_of(ret);
         let pid = tid.as_raw() as u32;
         match pending {
-            Pending::Paths { items, .. } => {
-                for (path, op) in items {
-                    self.out.accesses.push(Access {
-                        path,
-                        op,
-                        errno,
-                        pid,
-                    });
-                }
-            }
+            Pending::Paths { items, .. } => self.record_paths(tid, items, |_| errno),
             Pending::Connect { addr, sock_type } => {
                 self.out.connects.push(Connect {
                     addr,
@@ -262,6 +339,24 @@ impl Tracer {
         }
     }
 
+    fn record_paths(
+        &mut self,
+        tid: Pid,
+        items: Vec<(PathBuf, crate::Op)>,
+        errno: impl Fn(&std::path::Path) -> Option<i32>,
+    ) {
+        let pid = tid.as_raw() as u32;
+        for (path, op) in items {
+            let errno = errno(&path);
+            self.out.accesses.push(Access {
+                path,
+                op,
+                errno,
+                pid,
+            });
+        }
+    }
+
     /// `PTRACE_EVENT_EXEC`: `tid` is the thread-group leader now; the exec was made by the
     /// former thread id `getevent` gives, which vanished without an exit notification.
     fn exec(&mut self, tid: Pid) -> Result<(), TraceError> {
@@ -269,10 +364,13 @@ impl Tracer {
             .map(|f| Pid::from_raw(f as i32))
             .unwrap_or(tid);
         if former != tid {
-            let moved = self.tasks.remove(&former).and_then(|t| t.pending);
+            if let Some(moved) = self.tasks.remove(&former) {
+                self.tasks.insert(tid, moved);
+            }
             self.live.remove(former);
-            self.tasks.entry(tid).or_default().pending = moved;
         }
+        // A new program may run in a new root (`unshare -m`, `chroot` before the exec).
+        self.tasks.entry(tid).or_default().root = None;
         let exe = std::fs::read_link(format!("/proc/{tid}/exe")).unwrap_or_default();
         let started = match self.tasks.get(&tid).and_then(|t| t.pending.as_ref()) {
             Some(Pending::Paths { exec: Some(e), .. }) => Some(e.clone()),
@@ -308,9 +406,9 @@ impl Tracer {
         }
     }
 
-    /// Resumes with `PTRACE_SYSCALL` when a call is pending (to see its exit), else `CONT`.
+    /// Resumes with `PTRACE_SYSCALL` when the call wants its exit stop, else `CONT`.
     fn resume(&mut self, tid: Pid, sig: Option<Signal>) -> Result<(), TraceError> {
-        let pending = self.tasks.get(&tid).is_some_and(|t| t.pending.is_some());
+        let pending = self.tasks.get(&tid).is_some_and(Task::wants_exit);
         let r = if pending {
             ptrace::syscall(tid, sig)
         } else {
