@@ -62,7 +62,10 @@ mod tests {
         let dangling = dir.path().join("dangling");
         std::os::unix::fs::symlink(dir.path().join("none"), &dangling).expect("symlink");
         assert_eq!(lookup(None, &f, true), None);
-        assert_eq!(lookup(None, &dir.path().join("none"), true), Some(libc::ENOENT));
+        assert_eq!(
+            lookup(None, &dir.path().join("none"), true),
+            Some(libc::ENOENT)
+        );
         assert_eq!(lookup(None, &f.join("under"), true), Some(libc::ENOTDIR));
         assert_eq!(lookup(None, &dangling, true), Some(libc::ENOENT));
         assert_eq!(lookup(None, &dangling, false), None, "lstat sees the link");

@@ -25,8 +25,8 @@ use nix::sys::ptrace::{self, Event, Options};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::deadline::Deadline;
 use crate::check;
+use crate::deadline::Deadline;
 use crate::decode::{decode, socket_inode, Ctx, Learn, Pending, SockTypes};
 use crate::wait::{wait_any, wait_pid, Status};
 use crate::{regs, Access, Connect, Exec, Exit, Trace, TraceError};
@@ -239,7 +239,10 @@ impl Tracer {
     /// Records `items` with the tracer's own lookup of each.
     fn checked(&mut self, tid: Pid, items: Vec<(PathBuf, crate::Op)>, follow: bool) {
         let task = self.tasks.entry(tid).or_default();
-        let root = task.root.get_or_insert_with(|| check::root_of(tid)).as_deref();
+        let root = task
+            .root
+            .get_or_insert_with(|| check::root_of(tid))
+            .as_deref();
         let pid = tid.as_raw() as u32;
         for (path, op) in items {
             let errno = check::lookup(root, &path, follow);
@@ -255,7 +258,10 @@ impl Tracer {
     /// An exec of a missing program is recorded now; one that exists waits for its exit stop.
     fn exec_check(&mut self, tid: Pid, pending: Pending) {
         let task = self.tasks.entry(tid).or_default();
-        let root = task.root.get_or_insert_with(|| check::root_of(tid)).as_deref();
+        let root = task
+            .root
+            .get_or_insert_with(|| check::root_of(tid))
+            .as_deref();
         let missing = match &pending {
             Pending::Paths { items, .. } => items
                 .first()
