@@ -155,7 +155,8 @@ pub struct Trace {
     /// The deadline passed and the tree was killed.
     pub timed_out: bool,
     pub wall: Duration,
-    /// Syscalls stopped on (for the benchmark and the report).
+    /// Seccomp stops, one per traced call (for the benchmark and the report); exit stops,
+    /// taken by some calls (all in the exact mode), are not counted.
     pub stops: u64,
     /// Real-time signals sent to tracees that could not be re-injected (see the crate doc).
     pub dropped_signals: u64,

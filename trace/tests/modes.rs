@@ -1,7 +1,8 @@
 //! The fast and the exact mode on the same programs: what the fast mode's checks at entry
 //! record (lookups checked by the tracer, changes as intent, symlinks followed or not, an
 //! `fstat` of an open fd not traced) and where the exact mode differs (the kernel's result
-//! of a change), and the cwd cache across `cd` and `fchdir`.
+//! of a change), the cwd cache across `chdir` and `fchdir`, and lookups made in the
+//! tracee's own mount namespace.
 
 mod common;
 
@@ -140,5 +141,46 @@ fn relative_lookups_follow_chdir_and_fchdir() {
             (a.join("probe"), missing),
             (b.join("probe"), None),
         ]
+    );
+}
+
+#[test]
+fn lookups_are_made_in_the_tracees_mount_namespace() {
+    if !common::have("/usr/bin/unshare") {
+        return;
+    }
+    let dir = tempdir();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let inside = mnt.join("inside");
+    // A tmpfs only the new namespace sees, and a file in it.
+    let script = format!(
+        "mount -t tmpfs none {m} && echo x > {f} && cat {f} >/dev/null && ls {f} >/dev/null",
+        m = mnt.display(),
+        f = inside.display()
+    );
+    let flags = if nix::unistd::geteuid().is_root() {
+        "-m"
+    } else {
+        "-rm"
+    };
+    let t = traced(
+        &["/usr/bin/unshare", flags, "/bin/sh", "-c", &script],
+        false,
+    );
+    if t.exit != Exit::Code(0) {
+        eprintln!("skipped: unshare {flags} failed here ({:?})", t.exit);
+        return;
+    }
+    assert!(!inside.exists(), "the tracer's namespace does not see it");
+    let reads: Vec<_> = accesses(&t, &inside)
+        .into_iter()
+        .filter(|a| matches!(a.op, Op::Open { write: false, .. } | Op::Stat))
+        .map(|a| a.errno)
+        .collect();
+    assert!(!reads.is_empty(), "{:#?}", t.accesses);
+    assert!(
+        reads.iter().all(|e| e.is_none()),
+        "checked under /proc/TID/root: {reads:?}"
     );
 }
