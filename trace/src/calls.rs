@@ -2,6 +2,10 @@
 //! path, dirfd and flag arguments are. One table feeds both the seccomp filter
 //! ([`crate::filter`]) and the decoder ([`crate::decode`]), so they cannot disagree.
 //! Legacy path calls (`open`, `stat`, ...) exist on x86_64 only.
+//!
+//! Each entry also says how its outcome is learnt in the fast mode ([`Outcome`]): checked by
+//! the tracer at the seccomp stop, recorded as intent, or read at the syscall-exit stop (the
+//! only case that costs a second stop). In the exact mode every call takes the exit stop.
 
 // `c_long` is i64 only on 64-bit targets: the casts are not noise elsewhere.
 #![allow(clippy::unnecessary_cast)]
@@ -15,6 +19,14 @@ pub(crate) enum Traced {
     /// Only when this argument (a pointer) is non-NULL: `sendto` with an address,
     /// `utimensat` with a path.
     ArgNonNull(u8),
+    /// Not for an `fstat` of an open fd: a `dirfd` other than `AT_FDCWD` with
+    /// `AT_EMPTY_PATH` in `flags` (glibc's and Rust's `fstat`, a third of the stat calls of
+    /// a typical program). Its file was recorded when it was opened. The filter cannot read
+    /// the path, so the rare `fstatat(dirfd, "name", AT_EMPTY_PATH)` goes unrecorded too.
+    UnlessFdStat {
+        dirfd: u8,
+        flags: u8,
+    },
 }
 
 /// The directory a relative path is resolved against.
@@ -43,6 +55,32 @@ pub(crate) enum Flags {
     Creat,
     /// `openat2`: `open_how.flags` at this pointer argument.
     How(u8),
+}
+
+/// How the fast mode learns a call's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// A read-only lookup: the tracer looks the path up itself at entry (see
+    /// [`crate::check`]) and resumes without an exit stop.
+    Check(Follow),
+    /// An open: checked like a lookup when read-only, else [`Outcome::Intent`].
+    Open,
+    /// An exec: a missing program is checked at entry (PATH probes); one that exists takes the
+    /// exit stop, so a refused exec (EACCES, ENOEXEC) is seen.
+    Exec,
+    /// A change (or a write open): recorded as attempted (`errno: None`), no exit stop.
+    Intent,
+    /// The result cannot be checked (a connect's errno, a socket's new fd): exit stop.
+    Exit,
+}
+
+/// Whether a checked lookup follows a final symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Follow {
+    Yes,
+    No,
+    /// Unless this flags argument has `AT_SYMLINK_NOFOLLOW`.
+    UnlessFlag(u8),
 }
 
 /// What a call's arguments mean.
@@ -84,6 +122,8 @@ pub(crate) enum Kind {
     SendTo,
     SendMsg,
     Socket,
+    /// fchdir, setns, pivot_root: no path to record, but the cwd may have moved.
+    MovesCwd,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -91,14 +131,45 @@ pub(crate) struct Call {
     pub nr: i64,
     pub when: Traced,
     pub kind: Kind,
+    pub outcome: Outcome,
+    /// The call may change the cwd of the caller (and of the threads sharing it): the
+    /// tracer's cached cwds are dropped.
+    pub moves_cwd: bool,
 }
 
 const fn call(nr: libc::c_long, kind: Kind) -> Call {
+    let outcome = match kind {
+        Kind::Open { .. } => Outcome::Open,
+        Kind::Exec { .. } => Outcome::Exec,
+        Kind::Path { op: Op::Stat, .. } => Outcome::Check(Follow::Yes),
+        Kind::Path { .. } | Kind::Two { .. } | Kind::Symlink { .. } | Kind::MovesCwd => {
+            Outcome::Intent
+        }
+        Kind::Connect | Kind::SendTo | Kind::SendMsg | Kind::Socket => Outcome::Exit,
+    };
     Call {
         nr: nr as i64,
         when: Traced::Always,
         kind,
+        outcome,
+        moves_cwd: matches!(kind, Kind::MovesCwd),
     }
+}
+
+/// A lookup that does not follow a final symlink (or only without `AT_SYMLINK_NOFOLLOW`).
+const fn nofollow(mut c: Call, follow: Follow) -> Call {
+    c.outcome = Outcome::Check(follow);
+    c
+}
+
+const fn when(mut c: Call, when: Traced) -> Call {
+    c.when = when;
+    c
+}
+
+const fn moves_cwd(mut c: Call) -> Call {
+    c.moves_cwd = true;
+    c
 }
 
 const STAT: Op = Op::Stat;
@@ -192,18 +263,39 @@ pub(crate) const TRACED: &[Call] = &[
     #[cfg(target_arch = "x86_64")]
     call(SYS_stat, look(STAT, 0)),
     #[cfg(target_arch = "x86_64")]
-    call(SYS_lstat, look(STAT, 0)),
+    nofollow(call(SYS_lstat, look(STAT, 0)), Follow::No),
     #[cfg(target_arch = "x86_64")]
     call(SYS_access, look(STAT, 0)),
     #[cfg(target_arch = "x86_64")]
-    call(SYS_readlink, look(STAT, 0)),
-    call(SYS_newfstatat, look_at(STAT, 1, Empty::Flag(3))),
-    call(SYS_statx, look_at(STAT, 1, Empty::Flag(2))),
+    nofollow(call(SYS_readlink, look(STAT, 0)), Follow::No),
+    when(
+        nofollow(
+            call(SYS_newfstatat, look_at(STAT, 1, Empty::Flag(3))),
+            Follow::UnlessFlag(3),
+        ),
+        Traced::UnlessFdStat { dirfd: 0, flags: 3 },
+    ),
+    when(
+        nofollow(
+            call(SYS_statx, look_at(STAT, 1, Empty::Flag(2))),
+            Follow::UnlessFlag(2),
+        ),
+        Traced::UnlessFdStat { dirfd: 0, flags: 2 },
+    ),
     call(SYS_faccessat, look_at(STAT, 1, Empty::Never)),
-    call(SYS_faccessat2, look_at(STAT, 1, Empty::Flag(3))),
-    call(SYS_readlinkat, look_at(STAT, 1, Empty::Always)),
+    nofollow(
+        call(SYS_faccessat2, look_at(STAT, 1, Empty::Flag(3))),
+        Follow::UnlessFlag(3),
+    ),
+    nofollow(
+        call(SYS_readlinkat, look_at(STAT, 1, Empty::Always)),
+        Follow::No,
+    ),
     call(SYS_statfs, look(STAT, 0)),
-    call(SYS_chdir, look(STAT, 0)),
+    moves_cwd(call(SYS_chdir, look(STAT, 0))),
+    call(SYS_fchdir, Kind::MovesCwd),
+    call(SYS_setns, Kind::MovesCwd),
+    call(SYS_pivot_root, Kind::MovesCwd),
     #[cfg(target_arch = "x86_64")]
     call(SYS_mkdir, look(CHANGE, 0)),
     call(SYS_mkdirat, look_at(CHANGE, 1, Empty::Never)),
@@ -265,18 +357,13 @@ pub(crate) const TRACED: &[Call] = &[
     #[cfg(target_arch = "x86_64")]
     call(SYS_lchown, look(CHANGE, 0)),
     call(SYS_fchownat, look_at(CHANGE, 1, Empty::Flag(4))),
-    Call {
-        nr: SYS_utimensat as i64,
-        when: Traced::ArgNonNull(1),
-        kind: look_at(CHANGE, 1, Empty::Never),
-    },
+    when(
+        call(SYS_utimensat, look_at(CHANGE, 1, Empty::Never)),
+        Traced::ArgNonNull(1),
+    ),
     call(SYS_socket, Kind::Socket),
     call(SYS_connect, Kind::Connect),
-    Call {
-        nr: SYS_sendto as i64,
-        when: Traced::ArgNonNull(4),
-        kind: Kind::SendTo,
-    },
+    when(call(SYS_sendto, Kind::SendTo), Traced::ArgNonNull(4)),
     call(SYS_sendmsg, Kind::SendMsg),
 ];
 
@@ -286,17 +373,5 @@ pub(crate) fn lookup(nr: i64) -> Option<&'static Call> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_are_unique() {
-        let mut nrs: Vec<i64> = TRACED.iter().map(|c| c.nr).collect();
-        nrs.sort_unstable();
-        let before = nrs.len();
-        nrs.dedup();
-        assert_eq!(before, nrs.len());
-        assert!(lookup(SYS_openat as i64).is_some());
-        assert!(lookup(SYS_read as i64).is_none());
-    }
-}
+#[path = "calls_tests.rs"]
+mod tests;

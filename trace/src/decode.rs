@@ -1,6 +1,7 @@
-//! Turning a seccomp stop into what to record once the call returns: the paths it names
-//! (made absolute, see [`crate::paths`]) with their [`Op`], the program an exec asks for, the
-//! address a connect or send names, or the type of a socket being created. Everything read
+//! Turning a seccomp stop into what to record: the paths it names (made absolute, see
+//! [`crate::paths`]) with their [`Op`], the program an exec asks for, the address a connect
+//! or send names, or the type of a socket being created; and how the fast mode learns the
+//! outcome ([`Learn`], from the table's [`Outcome`] and the call's flags). Everything read
 //! from the tracee is hostile: a bad pointer or an over-long string drops that argument.
 
 use std::collections::HashMap;
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 
 use nix::unistd::Pid;
 
-use crate::calls::{lookup, Dir, Empty, Flags, Kind};
+use crate::calls::{lookup, Dir, Empty, Flags, Follow, Kind, Outcome};
 use crate::mem::{read_bytes, read_cstr, read_u64};
 use crate::paths::{resolve, Base};
 use crate::regs::Regs;
@@ -40,6 +41,28 @@ pub(crate) enum Pending {
     },
 }
 
+/// How the fast mode learns a decoded call's outcome (the exact mode always takes the exit
+/// stop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Learn {
+    /// Look the paths up from the tracer (following a final symlink or not).
+    Check { follow: bool },
+    /// Check the program; take the exit stop only if it exists.
+    Exec,
+    /// Record as attempted.
+    Intent,
+    /// Take the exit stop.
+    Exit,
+}
+
+/// A decoded call: what to record, how to learn its outcome, and whether it moves the cwd.
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    pub pending: Option<Pending>,
+    pub learn: Learn,
+    pub moves_cwd: bool,
+}
+
 /// Socket types by socket inode, learnt from traced `socket()` calls.
 pub(crate) type SockTypes = HashMap<u64, i32>;
 
@@ -62,26 +85,82 @@ fn empty_ok(regs: &Regs, empty: Empty) -> bool {
     }
 }
 
-fn path(tid: Pid, regs: &Regs, dir: Dir, ptr: u8, empty: bool) -> Option<PathBuf> {
-    let raw = read_cstr(tid, arg(regs, ptr))?;
-    resolve(tid, base(regs, dir), &raw, empty)
+/// The tracee's view needed to resolve paths: its id, and its cwd as last read (cached by
+/// the tracer until a call that may move it).
+pub(crate) struct Ctx<'a> {
+    pub tid: Pid,
+    pub cwd: &'a mut Option<PathBuf>,
+    /// An empty path named the dirfd itself (an `fstat` of an open fd): nothing to check.
+    named_base: bool,
 }
 
-/// What the call stopped at will record, if anything.
-pub(crate) fn decode(tid: Pid, regs: &Regs, types: &SockTypes) -> Option<Pending> {
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(tid: Pid, cwd: &'a mut Option<PathBuf>) -> Ctx<'a> {
+        Ctx {
+            tid,
+            cwd,
+            named_base: false,
+        }
+    }
+}
+
+fn path(cx: &mut Ctx, regs: &Regs, dir: Dir, ptr: u8, empty: bool) -> Option<PathBuf> {
+    let raw = read_cstr(cx.tid, arg(regs, ptr))?;
+    cx.named_base |= raw.is_empty() && empty;
+    resolve(cx.tid, base(regs, dir), &raw, empty, cx.cwd)
+}
+
+/// What the call stopped at will record, if anything, and how its outcome is learnt.
+pub(crate) fn decode(cx: &mut Ctx, regs: &Regs, types: &SockTypes) -> Option<Decoded> {
     let call = lookup(regs.nr)?;
+    let pending = pending(cx, regs, types, call.kind);
+    let learn = match call.outcome {
+        _ if cx.named_base => Learn::Intent,
+        Outcome::Check(f) => Learn::Check {
+            follow: follows(regs, f),
+        },
+        Outcome::Open => {
+            let flags = open_flags(cx.tid, regs, call.kind);
+            let read_only = flags & libc::O_ACCMODE == libc::O_RDONLY
+                && flags & (libc::O_CREAT | libc::O_TRUNC) == 0
+                && flags & libc::O_TMPFILE != libc::O_TMPFILE;
+            if read_only {
+                Learn::Check {
+                    follow: flags & libc::O_NOFOLLOW == 0,
+                }
+            } else {
+                Learn::Intent
+            }
+        }
+        Outcome::Exec => Learn::Exec,
+        Outcome::Intent => Learn::Intent,
+        Outcome::Exit => Learn::Exit,
+    };
+    Some(Decoded {
+        pending,
+        learn,
+        moves_cwd: call.moves_cwd,
+    })
+}
+
+fn follows(regs: &Regs, f: Follow) -> bool {
+    match f {
+        Follow::Yes => true,
+        Follow::No => false,
+        Follow::UnlessFlag(i) => (arg(regs, i) as i32) & libc::AT_SYMLINK_NOFOLLOW == 0,
+    }
+}
+
+fn pending(cx: &mut Ctx, regs: &Regs, types: &SockTypes, kind: Kind) -> Option<Pending> {
+    let tid = cx.tid;
     let paths = |items: Vec<(PathBuf, Op)>| {
         (!items.is_empty()).then_some(Pending::Paths { items, exec: None })
     };
-    match call.kind {
-        Kind::Open {
-            dir,
-            path: p,
-            flags,
-        } => {
-            let op = open_op(tid, regs, flags);
+    match kind {
+        Kind::Open { dir, path: p, .. } => {
+            let op = open_op(tid, regs, kind);
             paths(
-                path(tid, regs, dir, p, false)
+                path(cx, regs, dir, p, false)
                     .map(|x| (x, op))
                     .into_iter()
                     .collect(),
@@ -93,7 +172,7 @@ pub(crate) fn decode(tid: Pid, regs: &Regs, types: &SockTypes) -> Option<Pending
             argv,
             empty,
         } => {
-            let target = path(tid, regs, dir, p, empty_ok(regs, empty))?;
+            let target = path(cx, regs, dir, p, empty_ok(regs, empty))?;
             let argv0 = read_u64(tid, arg(regs, argv))
                 .and_then(|ptr| read_cstr(tid, ptr))
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -113,7 +192,7 @@ pub(crate) fn decode(tid: Pid, regs: &Regs, types: &SockTypes) -> Option<Pending
             path: p,
             empty,
         } => paths(
-            path(tid, regs, dir, p, empty_ok(regs, empty))
+            path(cx, regs, dir, p, empty_ok(regs, empty))
                 .map(|x| (x, op))
                 .into_iter()
                 .collect(),
@@ -127,12 +206,12 @@ pub(crate) fn decode(tid: Pid, regs: &Regs, types: &SockTypes) -> Option<Pending
             empty,
         } => {
             let mut items = Vec::new();
-            items.extend(path(tid, regs, old_dir, old, empty_ok(regs, empty)).map(|x| (x, old_op)));
-            items.extend(path(tid, regs, new_dir, new, false).map(|x| (x, Op::Change)));
+            items.extend(path(cx, regs, old_dir, old, empty_ok(regs, empty)).map(|x| (x, old_op)));
+            items.extend(path(cx, regs, new_dir, new, false).map(|x| (x, Op::Change)));
             paths(items)
         }
         Kind::Symlink { dir, path: p } => paths(
-            path(tid, regs, dir, p, false)
+            path(cx, regs, dir, p, false)
                 .map(|x| (x, Op::Change))
                 .into_iter()
                 .collect(),
@@ -151,21 +230,25 @@ pub(crate) fn decode(tid: Pid, regs: &Regs, types: &SockTypes) -> Option<Pending
             let sock_type = (arg(regs, 1) as i32) & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
             Some(Pending::Socket { sock_type })
         }
+        Kind::MovesCwd => None,
     }
 }
 
-fn open_op(tid: Pid, regs: &Regs, flags: Flags) -> Op {
-    let flags = match flags {
-        Flags::Creat => {
-            return Op::Open {
-                write: true,
-                create: true,
-            }
-        }
-        Flags::Arg(i) => arg(regs, i) as i32,
-        // struct open_how { u64 flags; u64 mode; u64 resolve; }
-        Flags::How(i) => read_u64(tid, arg(regs, i)).unwrap_or(0) as i32,
-    };
+/// An open's flags (`creat`: write, create and truncate).
+fn open_flags(tid: Pid, regs: &Regs, kind: Kind) -> i32 {
+    match kind {
+        Kind::Open { flags, .. } => match flags {
+            Flags::Creat => libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            Flags::Arg(i) => arg(regs, i) as i32,
+            // struct open_how { u64 flags; u64 mode; u64 resolve; }
+            Flags::How(i) => read_u64(tid, arg(regs, i)).unwrap_or(0) as i32,
+        },
+        _ => 0,
+    }
+}
+
+fn open_op(tid: Pid, regs: &Regs, kind: Kind) -> Op {
+    let flags = open_flags(tid, regs, kind);
     Op::Open {
         write: flags & libc::O_ACCMODE != libc::O_RDONLY,
         create: flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE,

@@ -4,21 +4,34 @@
 //! recorded with the syscall's outcome. The result is plain data ([`Trace`]); deciding what
 //! of it goes into a bundle is the packer's business.
 //!
+//! Two modes ([`TraceCommand::exact`]). The fast one (the default) stops once per call: a
+//! read-only lookup (stat and access families, readlink, an open that neither writes, creates
+//! nor truncates, an exec of a missing program) is checked by the tracer itself at the
+//! seccomp stop, so its outcome is the tracer's check at entry, not the kernel's result
+//! (EACCES is not seen; a file created between the check and the call is seen as missing; see
+//! `check`); a change or a writing open is recorded as attempted (`errno: None`); only
+//! socket, connect, sends, an exec of a program that exists and the cwd-moving calls take the
+//! second (syscall-exit) stop. The exact mode takes the exit stop for every call and records
+//! the kernel's result.
+//!
 //! The tracee is started through a helper program (normally `capsa` itself, via a hidden
 //! subcommand) that calls [`child_main`]: it asks to be traced, stops itself, and once the
 //! tracer has set its options, sets `no_new_privs`, installs the filter and execs the command.
 //! So this crate needs no `unsafe` (no `pre_exec`).
 //!
-//! Modules: [`filter`] (the seccomp program), `calls` (the traced syscall table), `child`
+//! Modules: [`filter`] (the seccomp program), `calls` (the traced syscall table and how each
+//! call's outcome is learnt), `check` (the fast mode's lookups), `child`
 //! (the tracee side), `tracer` (the wait loop), `wait` (raw wait statuses), `deadline` (the
 //! timeout killer), `decode`, `regs`, `mem`, `paths`, `sockaddr` (reading a stop's
 //! arguments). Limits: x86_64 only; a real-time signal sent to a tracee is dropped (nix's
-//! `Signal` cannot carry it back, counted in [`Trace::dropped_signals`]); syscalls of another
-//! ABI (i386 programs) run untraced.
+//! `Signal`, the only signal argument of its `ptrace::cont`/`syscall`, cannot carry it, and
+//! rustix has no ptrace: re-injecting one would take `unsafe`; counted in
+//! [`Trace::dropped_signals`]); syscalls of another ABI (i386 programs) run untraced.
 
 #![forbid(unsafe_code)]
 
 mod calls;
+mod check;
 mod child;
 mod deadline;
 mod decode;
@@ -56,6 +69,9 @@ pub struct TraceCommand {
     /// e.g. (`/proc/self/exe`, `["__trace-exec", "--"]`).
     pub helper: PathBuf,
     pub helper_args: Vec<OsString>,
+    /// Record the kernel's result of every call (two stops per call) instead of the fast
+    /// mode's checks at entry (see the crate doc). Default `false`.
+    pub exact: bool,
 }
 
 /// What a recorded syscall did with its path.
@@ -80,7 +96,9 @@ pub struct Access {
     /// symlinks are not resolved.
     pub path: PathBuf,
     pub op: Op,
-    /// `None` on success, else the errno the call returned (ENOENT: probed and missing).
+    /// `None` on success, else the errno (ENOENT: probed and missing). In the fast mode, for
+    /// a lookup this is the tracer's own check at entry, and a change or writing open is
+    /// `None` (attempted); in the exact mode it is what the call returned.
     pub errno: Option<i32>,
     /// The thread id that made the call (the process id in a single-threaded process).
     pub pid: u32,
@@ -137,7 +155,8 @@ pub struct Trace {
     /// The deadline passed and the tree was killed.
     pub timed_out: bool,
     pub wall: Duration,
-    /// Syscalls stopped on (for the benchmark and the report).
+    /// Seccomp stops, one per traced call (for the benchmark and the report); exit stops,
+    /// taken by some calls (all in the exact mode), are not counted.
     pub stops: u64,
     /// Real-time signals sent to tracees that could not be re-injected (see the crate doc).
     pub dropped_signals: u64,
@@ -195,7 +214,7 @@ pub fn run(cmd: &TraceCommand) -> Result<Trace, TraceError> {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     // Dropping a Child neither waits nor kills; the tracer reaps it.
     drop(child);
-    tracer::follow(pid, cmd.timeout)
+    tracer::follow(pid, cmd.timeout, cmd.exact)
 }
 
 /// In the child, after [`traceme_and_stop`], just before exec: sets `no_new_privs` and
@@ -208,8 +227,8 @@ pub fn install_filter() -> Result<(), TraceError> {
 
 /// In the parent (on the thread that forked the child): follows a child stopped by
 /// [`traceme_and_stop`] and all its descendants to the end (or `timeout`), and returns what
-/// they did. `exit` is that child's.
-pub fn follow(pid: u32, timeout: Duration) -> Result<Trace, TraceError> {
+/// they did. `exit` is that child's. `exact` as [`TraceCommand::exact`].
+pub fn follow(pid: u32, timeout: Duration, exact: bool) -> Result<Trace, TraceError> {
     let pid = i32::try_from(pid).map_err(|_| TraceError::Wait(nix::errno::Errno::ESRCH))?;
-    tracer::follow(nix::unistd::Pid::from_raw(pid), timeout)
+    tracer::follow(nix::unistd::Pid::from_raw(pid), timeout, exact)
 }

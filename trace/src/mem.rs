@@ -1,7 +1,9 @@
 //! Reading a stopped tracee's memory: byte ranges and NUL-terminated strings (paths, argv[0]).
 //! `process_vm_readv` first, `/proc/TID/mem` if that is refused. Strings are read a page at a
 //! time so one that ends just before an unmapped page is still read, and are cut at
-//! `PATH_MAX`: a string without a NUL in that many bytes is not a path (`None`).
+//! `PATH_MAX`: a string without a NUL in that many bytes is not a path (`None`). Most paths
+//! are short: the first read is of [`FIRST`] bytes into a stack buffer, so a short string
+//! costs one `process_vm_readv` and one allocation of its own length.
 
 use std::fs::File;
 use std::io::IoSliceMut;
@@ -13,6 +15,8 @@ use nix::unistd::Pid;
 /// The longest path the kernel accepts, NUL included.
 pub(crate) const PATH_MAX: usize = libc::PATH_MAX as usize;
 const PAGE: u64 = 4096;
+/// The first read of a string.
+const FIRST: usize = 256;
 
 /// Reads up to `buf.len()` bytes at `addr`; returns how many were read (0 on failure).
 fn read_some(tid: Pid, addr: u64, buf: &mut [u8]) -> usize {
@@ -63,13 +67,21 @@ pub(crate) fn read_cstr(tid: Pid, addr: u64) -> Option<Vec<u8>> {
     if addr == 0 {
         return None;
     }
-    let mut out = Vec::new();
-    let mut at = addr;
+    let mut first = [0u8; FIRST];
+    let want = FIRST.min(to_page_end(addr));
+    let n = read_some(tid, addr, &mut first[..want]);
+    if n == 0 {
+        return None;
+    }
+    if let Some(end) = first[..n].iter().position(|&b| b == 0) {
+        return Some(first[..end].to_vec());
+    }
+    let mut out = first[..n].to_vec();
+    let mut at = addr.checked_add(n as u64)?;
+    let mut chunk = vec![0u8; PAGE as usize];
     while out.len() < PATH_MAX {
-        let to_page_end = PAGE - (at % PAGE);
-        let want = (to_page_end as usize).min(PATH_MAX - out.len());
-        let mut chunk = vec![0u8; want];
-        let n = read_some(tid, at, &mut chunk);
+        let want = to_page_end(at).min(PATH_MAX - out.len());
+        let n = read_some(tid, at, &mut chunk[..want]);
         if n == 0 {
             return None;
         }
@@ -81,6 +93,11 @@ pub(crate) fn read_cstr(tid: Pid, addr: u64) -> Option<Vec<u8>> {
         at = at.checked_add(n as u64)?;
     }
     None
+}
+
+/// Bytes from `addr` to the end of its page (1..=PAGE).
+fn to_page_end(addr: u64) -> usize {
+    (PAGE - addr % PAGE) as usize
 }
 
 #[cfg(test)]
@@ -106,5 +123,10 @@ mod tests {
             "no NUL in PATH_MAX"
         );
         assert_eq!(read_u64(me, (&7u64) as *const u64 as u64), Some(7));
+        // Longer than the first read, shorter than PATH_MAX.
+        let mut mid = vec![b'z'; 3000];
+        mid.push(0);
+        let got = read_cstr(me, mid.as_ptr() as u64).expect("read");
+        assert_eq!(got.len(), 3000);
     }
 }

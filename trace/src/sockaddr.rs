@@ -51,7 +51,7 @@ fn unix(tid: Pid, path: &[u8]) -> Option<SockAddr> {
             if p.first() == Some(&b'/') {
                 Some(SockAddr::Unix(OsStr::from_bytes(p).into()))
             } else {
-                resolve(tid, Base::Cwd, p, false).map(SockAddr::Unix)
+                resolve(tid, Base::Cwd, p, false, &mut None).map(SockAddr::Unix)
             }
         }
     }

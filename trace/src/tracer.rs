@@ -1,15 +1,23 @@
 //! The wait loop: follows a stopped child and every task it creates until all are gone.
 //!
-//! Per task (thread id) the only state is the call stopped at its seccomp stop and not yet
-//! returned (`pending`). A seccomp stop decodes the call and resumes with `PTRACE_SYSCALL`
-//! (if there is anything to record) to get the syscall-exit stop, which records the result and
-//! resumes with `PTRACE_CONT`; the next traced call stops again at its seccomp stop. That
-//! relies on the kernel ≥ 4.8 order (seccomp stop after syscall-entry): the first exit stop is
-//! checked with `PTRACE_GET_SYSCALL_INFO` and the run fails if it is an entry stop.
+//! Per task (thread id) the state is the call stopped at its seccomp stop and not yet
+//! returned (`pending`), its cached cwd and its lookup root (see [`crate::check`]). A seccomp
+//! stop decodes the call. In the fast mode most calls are recorded there (checked by the
+//! tracer, or as intent) and resumed with `PTRACE_CONT`: one stop per call. A call whose
+//! result only the kernel knows (all of them in the exact mode) is resumed with
+//! `PTRACE_SYSCALL` to get the syscall-exit stop, which records the result and resumes with
+//! `PTRACE_CONT`; the next traced call stops again at its seccomp stop. That relies on the
+//! kernel ≥ 4.8 order (seccomp stop after syscall-entry): the first exit stop is checked with
+//! `PTRACE_GET_SYSCALL_INFO` and the run fails if it is an entry stop.
+//!
+//! Cached cwds are dropped, for every task (threads share theirs), at the entry and at the
+//! exit of a call that may move one (chdir, fchdir, setns, pivot_root: these take the exit
+//! stop in both modes).
 //! New tasks' first SIGSTOP is swallowed; other signals are re-injected (see [`crate::wait`]).
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -17,16 +25,37 @@ use nix::sys::ptrace::{self, Event, Options};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+mod stops;
+
 use crate::deadline::Deadline;
-use crate::decode::{decode, socket_inode, Pending, SockTypes};
+use crate::decode::{Pending, SockTypes};
 use crate::wait::{wait_any, wait_pid, Status};
-use crate::{regs, Access, Connect, Exec, Exit, Trace, TraceError};
+use crate::{regs, Exec, Exit, Trace, TraceError};
 
 #[derive(Default)]
 struct Task {
     /// Its first (SIGSTOP) stop was seen.
     started: bool,
     pending: Option<Pending>,
+    /// The call stopped at may move the cwd: drop the cached ones at its exit.
+    moves_cwd: bool,
+    /// The cwd as last read, until a call that may move it.
+    cwd: Option<PathBuf>,
+    /// The lookup root ([`check::root_of`]), found at the first check after a start or exec.
+    root: Option<Option<PathBuf>>,
+}
+
+impl Task {
+    fn started() -> Task {
+        Task {
+            started: true,
+            ..Task::default()
+        }
+    }
+
+    fn wants_exit(&self) -> bool {
+        self.pending.is_some() || self.moves_cwd
+    }
 }
 
 struct Tracer {
@@ -37,6 +66,7 @@ struct Tracer {
     out: Trace,
     exit: Option<Exit>,
     order_checked: bool,
+    exact: bool,
 }
 
 fn ptrace_err(op: &'static str, tid: Pid) -> impl FnOnce(Errno) -> TraceError {
@@ -48,7 +78,8 @@ fn ptrace_err(op: &'static str, tid: Pid) -> impl FnOnce(Errno) -> TraceError {
 }
 
 /// Follows `first`, stopped by `traceme_and_stop`, and its descendants.
-pub(crate) fn follow(first: Pid, timeout: Duration) -> Result<Trace, TraceError> {
+/// `exact`: every call takes its exit stop (see the crate doc).
+pub(crate) fn follow(first: Pid, timeout: Duration, exact: bool) -> Result<Trace, TraceError> {
     if !regs::SUPPORTED {
         return Err(TraceError::Unsupported {
             arch: std::env::consts::ARCH,
@@ -92,14 +123,9 @@ pub(crate) fn follow(first: Pid, timeout: Duration) -> Result<Trace, TraceError>
         },
         exit: None,
         order_checked: false,
+        exact,
     };
-    t.tasks.insert(
-        first,
-        Task {
-            started: true,
-            pending: None,
-        },
-    );
+    t.tasks.insert(first, Task::started());
     t.live.add(first);
     let result = t.resume(first, None).and_then(|()| t.run());
     if let Err(e) = result {
@@ -138,10 +164,7 @@ impl Tracer {
     fn stopped(&mut self, tid: Pid, sig: i32, event: i32) -> Result<(), TraceError> {
         if let Entry::Vacant(v) = self.tasks.entry(tid) {
             // A new task's first stop, before its parent's fork event.
-            v.insert(Task {
-                started: true,
-                pending: None,
-            });
+            v.insert(Task::started());
             self.live.add(tid);
             return self.resume(tid, None);
         }
@@ -182,86 +205,6 @@ impl Tracer {
         }
     }
 
-    fn seccomp(&mut self, tid: Pid) -> Result<(), TraceError> {
-        self.out.stops += 1;
-        let regs = match regs::get(tid) {
-            Ok(r) => r,
-            Err(Errno::ESRCH) => return Ok(()), // killed meanwhile: its exit follows
-            Err(e) => return Err(ptrace_err("getregs", tid)(e)),
-        };
-        let pending = decode(tid, &regs, &self.types);
-        self.tasks.entry(tid).or_default().pending = pending;
-        self.resume(tid, None)
-    }
-
-    fn syscall_exit(&mut self, tid: Pid) -> Result<(), TraceError> {
-        if !self.order_checked {
-            self.check_order(tid)?;
-        }
-        let pending = self.tasks.get_mut(&tid).and_then(|t| t.pending.take());
-        let Some(pending) = pending else {
-            return self.resume(tid, None);
-        };
-        let ret = match regs::get(tid) {
-            Ok(r) => r.ret,
-            Err(Errno::ESRCH) => return Ok(()),
-            Err(e) => return Err(ptrace_err("getregs", tid)(e)),
-        };
-        self.record(tid, pending, ret);
-        self.resume(tid, None)
-    }
-
-    #[cfg(target_env = "gnu")]
-    fn check_order(&mut self, tid: Pid) -> Result<(), TraceError> {
-        match ptrace::syscall_info(tid) {
-            Ok(info) if info.op == libc::PTRACE_SYSCALL_INFO_EXIT => {
-                self.order_checked = true;
-                Ok(())
-            }
-            Ok(_) => Err(TraceError::SeccompOrder),
-            Err(Errno::ESRCH) => Ok(()),
-            Err(e) => Err(ptrace_err("get_syscall_info", tid)(e)),
-        }
-    }
-
-    #[cfg(not(target_env = "gnu"))]
-    fn check_order(&mut self, _tid: Pid) -> Result<(), TraceError> {
-        self.order_checked = true;
-        Ok(())
-    }
-
-    fn record(&mut self, tid: Pid, pending: Pending, ret: i64) {
-        let errno = regs::errno_of(ret);
-        let pid = tid.as_raw() as u32;
-        match pending {
-            Pending::Paths { items, .. } => {
-                for (path, op) in items {
-                    self.out.accesses.push(Access {
-                        path,
-                        op,
-                        errno,
-                        pid,
-                    });
-                }
-            }
-            Pending::Connect { addr, sock_type } => {
-                self.out.connects.push(Connect {
-                    addr,
-                    sock_type,
-                    errno,
-                    pid,
-                });
-            }
-            Pending::Socket { sock_type } => {
-                if errno.is_none() {
-                    if let Some(ino) = socket_inode(tid, ret as i32) {
-                        self.types.insert(ino, sock_type);
-                    }
-                }
-            }
-        }
-    }
-
     /// `PTRACE_EVENT_EXEC`: `tid` is the thread-group leader now; the exec was made by the
     /// former thread id `getevent` gives, which vanished without an exit notification.
     fn exec(&mut self, tid: Pid) -> Result<(), TraceError> {
@@ -269,10 +212,13 @@ impl Tracer {
             .map(|f| Pid::from_raw(f as i32))
             .unwrap_or(tid);
         if former != tid {
-            let moved = self.tasks.remove(&former).and_then(|t| t.pending);
+            if let Some(moved) = self.tasks.remove(&former) {
+                self.tasks.insert(tid, moved);
+            }
             self.live.remove(former);
-            self.tasks.entry(tid).or_default().pending = moved;
         }
+        // A new program may run in a new root (`unshare -m`, `chroot` before the exec).
+        self.tasks.entry(tid).or_default().root = None;
         let exe = std::fs::read_link(format!("/proc/{tid}/exe")).unwrap_or_default();
         let started = match self.tasks.get(&tid).and_then(|t| t.pending.as_ref()) {
             Some(Pending::Paths { exec: Some(e), .. }) => Some(e.clone()),
@@ -308,9 +254,9 @@ impl Tracer {
         }
     }
 
-    /// Resumes with `PTRACE_SYSCALL` when a call is pending (to see its exit), else `CONT`.
+    /// Resumes with `PTRACE_SYSCALL` when the call wants its exit stop, else `CONT`.
     fn resume(&mut self, tid: Pid, sig: Option<Signal>) -> Result<(), TraceError> {
-        let pending = self.tasks.get(&tid).is_some_and(|t| t.pending.is_some());
+        let pending = self.tasks.get(&tid).is_some_and(Task::wants_exit);
         let r = if pending {
             ptrace::syscall(tid, sig)
         } else {

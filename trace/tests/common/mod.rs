@@ -18,6 +18,7 @@ pub fn command(argv: &[&str]) -> TraceCommand {
         timeout: Duration::from_secs(120),
         helper: PathBuf::from(env!("CARGO_BIN_EXE_capsa-trace-helper")),
         helper_args: Vec::new(),
+        exact: false,
     }
 }
 
