@@ -340,7 +340,7 @@ fn reap_traced(a: &mut ChildArgs, app: Pid) -> ! {
         }
     });
     let pid = u32::try_from(app.as_raw()).unwrap_or_default();
-    let (code, traced) = match trace::follow(pid, TRACE_LIMIT) {
+    let (code, traced) = match trace::follow(pid, TRACE_LIMIT, false) {
         Ok(t) => {
             let code = match t.exit {
                 trace::Exit::Code(c) => c,

@@ -264,6 +264,7 @@ pub fn stage(
             timeout: Duration::from_secs(timeout),
             helper: helper.program.clone(),
             helper_args: helper.args.clone(),
+            exact: false,
         };
         let t = trace::run(&cmd).map_err(|source| PackError::Trace {
             command: command.clone(),

@@ -104,7 +104,7 @@ fn a_recipe_unit_replaces_a_built_in_and_bad_units_are_refused() {
 
 #[test]
 fn recipes_define_units_in_toml_and_name_them() {
-    let d = tempfile::tempdir().unwrap();
+    let d = tempfile::tempdir_in("/var/tmp").unwrap();
     let write = |extra: &str| {
         let p = d.path().join("capsa.toml");
         std::fs::write(
@@ -363,7 +363,7 @@ fn named_units_come_whole_and_no_units_turn_them_off() {
 
 #[test]
 fn a_unit_never_follows_a_link_into_a_home() {
-    let d = tempfile::tempdir().unwrap();
+    let d = tempfile::tempdir_in("/var/tmp").unwrap();
     let home = d.path().join("home");
     let tree = d.path().join("share/thing");
     std::fs::create_dir_all(&home).unwrap();

@@ -76,7 +76,9 @@ pub fn shared_tmp() -> &'static Path {
     // removes those of earlier test processes that have ended.
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let tmp = std::env::temp_dir();
+        // Not under /tmp: the sandbox provides its own /tmp, so pack never captures files
+        // there, and tests pack fixture apps from this directory.
+        let tmp = PathBuf::from("/var/tmp");
         if let Ok(rd) = std::fs::read_dir(&tmp) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
