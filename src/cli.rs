@@ -18,6 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Pack(PackArgs),
+    Capture(CaptureArgs),
     Run(RunArgs),
     Install(InstallArgs),
     Uninstall(UninstallArgs),
@@ -314,6 +315,8 @@ pub struct TraceExecArgs {
     pub argv: Vec<std::ffi::OsString>,
 }
 
+mod capture;
+pub use capture::*;
 mod client;
 pub use client::*;
 mod repo;

@@ -19,6 +19,7 @@ pub mod propose;
 pub mod provided;
 pub mod recipe;
 pub mod resolve;
+pub mod scout;
 pub mod shebang;
 pub mod starter;
 pub mod traced;

@@ -131,27 +131,74 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(r) = report {
-        outln!("capture report:");
-        for f in r["files"].as_array().into_iter().flatten() {
-            let reasons: Vec<&str> = f["reasons"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|x| x.as_str())
-                .collect();
-            outln!(
-                "  [{}] {}  <- {}",
-                f["layer"].as_str().unwrap_or("?"),
-                f["path"].as_str().unwrap_or("?"),
-                reasons.join("; ")
-            );
-        }
-        for w in r["warnings"].as_array().into_iter().flatten() {
-            outln!("  warning: {}", w.as_str().unwrap_or_default());
-        }
-        for w in r["allowed_missing"].as_array().into_iter().flatten() {
-            outln!("  missing (accepted): {}", w.as_str().unwrap_or_default());
-        }
+        print_report(&r)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One origin of the report's JSON as text: `listed`, `package git`, `trace git log`.
+fn origin_label(o: &serde_json::Value) -> String {
+    let kind = o["kind"].as_str().unwrap_or("?");
+    match (o["name"].as_str(), o["command"].as_str()) {
+        (Some(n), _) => format!("{kind} {n}"),
+        (_, Some(c)) => format!("{kind} `{c}`"),
+        _ => kind.to_owned(),
+    }
+}
+
+fn strings(v: &serde_json::Value) -> impl Iterator<Item = &str> {
+    v.as_array().into_iter().flatten().filter_map(|x| x.as_str())
+}
+
+/// The capture report as text: per file its layer, origins (reports from before origins
+/// existed show none), package and reasons; then the traced runs, what they left out and
+/// what they looked for in vain.
+fn print_report(r: &serde_json::Value) -> anyhow::Result<()> {
+    outln!("capture report:");
+    for f in r["files"].as_array().into_iter().flatten() {
+        let origins: Vec<String> = f["origins"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(origin_label)
+            .collect();
+        let pkg = f["package"]
+            .as_str()
+            .map(|p| format!(" (package {p})"))
+            .unwrap_or_default();
+        let reasons: Vec<&str> = strings(&f["reasons"]).collect();
+        outln!(
+            "  [{}] {}  from {}{pkg}  <- {}",
+            f["layer"].as_str().unwrap_or("?"),
+            f["path"].as_str().unwrap_or("?"),
+            if origins.is_empty() { "?".into() } else { origins.join(", ") },
+            reasons.join("; ")
+        );
+    }
+    for t in r["traces"].as_array().into_iter().flatten() {
+        let timed_out = if t["timed_out"].as_bool() == Some(true) {
+            ", killed at the timeout"
+        } else {
+            ""
+        };
+        outln!("  traced: {}  ({}{timed_out})", t["command"].as_str().unwrap_or("?"), t["exit"]);
+    }
+    for s in r["skipped"].as_array().into_iter().flatten() {
+        outln!(
+            "  not captured ({}): {}  [trace `{}`]",
+            s["reason"].as_str().unwrap_or("?"),
+            s["path"].as_str().unwrap_or("?"),
+            s["command"].as_str().unwrap_or("?")
+        );
+    }
+    for m in strings(&r["missing"]) {
+        outln!("  looked for, missing on this machine: {m}");
+    }
+    for w in strings(&r["warnings"]) {
+        outln!("  warning: {w}");
+    }
+    for w in strings(&r["allowed_missing"]) {
+        outln!("  missing (accepted): {w}");
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand; each turns arguments into a library call and prints the result.
 
+mod capture;
 mod extract;
 mod inspect;
 mod keygen;
@@ -37,6 +38,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Update(a) => remote::update(a),
         Command::Rollback(a) => remote::rollback(a),
         Command::Repo(a) => repo::run(a),
+        Command::Capture(a) => capture::run(a),
         Command::TraceExec(a) => {
             let e = trace::child_main(&a.argv);
             eprintln!("capsa: cannot run the traced command: {e}");

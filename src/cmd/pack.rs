@@ -10,6 +10,16 @@ use packer::{PackOptions, Recipe};
 use crate::cli::PackArgs;
 use crate::output::{bar, size, PackBar};
 
+/// This binary as the tracee's helper: `capsa __trace-exec -- ARGV`.
+pub fn trace_helper() -> Option<packer::TraceHelper> {
+    std::env::current_exe()
+        .ok()
+        .map(|program| packer::TraceHelper {
+            program,
+            args: vec!["__trace-exec".into(), "--".into()],
+        })
+}
+
 pub fn run(a: PackArgs) -> anyhow::Result<ExitCode> {
     let recipe = Recipe::load(&a.recipe)?;
     let sign = a
@@ -31,12 +41,7 @@ pub fn run(a: PackArgs) -> anyhow::Result<ExitCode> {
         source_date_epoch: source_date_epoch_from_env(),
         generator: format!("capsa {}", env!("CARGO_PKG_VERSION")),
         ld_cache: None,
-        trace_helper: std::env::current_exe()
-            .ok()
-            .map(|program| packer::TraceHelper {
-                program,
-                args: vec!["__trace-exec".into(), "--".into()],
-            }),
+        trace_helper: trace_helper(),
     };
     let mut progress = PackBar(bar("packing"));
     let packed = packer::pack(&recipe, &opts, &mut progress)
