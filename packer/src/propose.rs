@@ -141,7 +141,13 @@ impl Proposal {
         let mut p = Proposal::default();
         let mut ports: Vec<u16> = Vec::new();
         let mut all_net = false;
-        for c in t.connects.iter().filter(|c| c.errno.is_none()) {
+        // EINPROGRESS: a non-blocking connect, under way.
+        const EINPROGRESS: i32 = 115;
+        for c in t
+            .connects
+            .iter()
+            .filter(|c| c.errno.is_none() || c.errno == Some(EINPROGRESS))
+        {
             let by = exe_of.get(&c.pid);
             match &c.addr {
                 SockAddr::Inet { ip, port } if is_loopback(ip) => add(

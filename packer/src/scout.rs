@@ -156,6 +156,7 @@ impl Scout {
             .filter(|s| {
                 use crate::traced::SkipReason as R;
                 matches!(s.reason, R::Home | R::OutsidePrefixes | R::ProbeHelper)
+                    && !Path::new(&s.path).is_dir()
             })
             .map(|s| (s.path.clone(), s.reason.as_str().to_owned()))
             .collect();
@@ -221,7 +222,10 @@ fn list_paths(
         let known = |x: &Path| BundlePath::from_host(x).is_ok_and(|k| covered.contains(&k));
         // The sandbox provides some files, and the pack writes the loader cache itself.
         let made = |x: &Path| {
-            crate::provided::is_provided(x) || x == Path::new("/etc/ld.so.cache")
+            crate::provided::is_provided(x)
+                || ["/etc/ld.so.cache", "/etc/nsswitch.conf", "/etc/hosts"]
+                    .iter()
+                    .any(|g| x == Path::new(g))
         };
         if known(p) || known(&real) || made(p) || made(&real) {
             continue;
