@@ -120,17 +120,16 @@ fn two_apps_packed_on_one_system_share_a_byte_identical_libc_layer() {
     ]))
     .unwrap();
     let files = report["report"]["files"].as_array().expect("report files");
-    let foreign: Vec<&serde_json::Value> = files
-        .iter()
-        .filter(|f| f["layer"] == "deps")
-        .filter(|f| {
-            !f["origins"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|o| o["kind"] == "base" || o["kind"] == "closure" || o["kind"] == "generated")
-        })
-        .collect();
+    let foreign: Vec<&serde_json::Value> =
+        files
+            .iter()
+            .filter(|f| f["layer"] == "deps")
+            .filter(|f| {
+                !f["origins"].as_array().unwrap().iter().all(|o| {
+                    o["kind"] == "base" || o["kind"] == "closure" || o["kind"] == "generated"
+                })
+            })
+            .collect();
     assert!(foreign.is_empty(), "hello needs only glibc: {foreign:?}");
 }
 

@@ -58,7 +58,11 @@ fn desktop_entry(program: &Path) -> Option<(PathBuf, String)> {
         };
         let mut exec_matches = false;
         let mut name = None;
-        for line in text.lines().skip_while(|l| l.trim() != "[Desktop Entry]").skip(1) {
+        for line in text
+            .lines()
+            .skip_while(|l| l.trim() != "[Desktop Entry]")
+            .skip(1)
+        {
             if line.starts_with('[') {
                 break;
             }
@@ -79,7 +83,8 @@ fn desktop_entry(program: &Path) -> Option<(PathBuf, String)> {
 fn user_dirs() -> UserDirs {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
     let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
-    let user_dirs = std::fs::read_to_string(home.join(".config/user-dirs.dirs")).unwrap_or_default();
+    let user_dirs =
+        std::fs::read_to_string(home.join(".config/user-dirs.dirs")).unwrap_or_default();
     let mut xdg = Vec::new();
     for (key, name, default) in [
         ("XDG_DESKTOP_DIR", "xdg-desktop", "Desktop"),
@@ -238,7 +243,10 @@ fn list_paths(
                     out.push((p.to_string_lossy().into_owned(), why));
                 }
             }
-            None => out.push((p.to_string_lossy().into_owned(), "used by the traced run".into())),
+            None => out.push((
+                p.to_string_lossy().into_owned(),
+                "used by the traced run".into(),
+            )),
         }
     }
     Ok(out)

@@ -17,7 +17,8 @@ pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
             a.output.display()
         );
     }
-    let helper = super::pack::trace_helper().context("cannot find the capsa binary to trace with")?;
+    let helper =
+        super::pack::trace_helper().context("cannot find the capsa binary to trace with")?;
     let scout = Scout {
         argv: a.command.clone(),
         timeout: Duration::from_secs(a.timeout),

@@ -147,7 +147,10 @@ fn origin_label(o: &serde_json::Value) -> String {
 }
 
 fn strings(v: &serde_json::Value) -> impl Iterator<Item = &str> {
-    v.as_array().into_iter().flatten().filter_map(|x| x.as_str())
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str())
 }
 
 /// The capture report as text: per file its layer, origins (reports from before origins
@@ -171,7 +174,11 @@ fn print_report(r: &serde_json::Value) -> anyhow::Result<()> {
             "  [{}] {}  from {}{pkg}  <- {}",
             f["layer"].as_str().unwrap_or("?"),
             f["path"].as_str().unwrap_or("?"),
-            if origins.is_empty() { "?".into() } else { origins.join(", ") },
+            if origins.is_empty() {
+                "?".into()
+            } else {
+                origins.join(", ")
+            },
             reasons.join("; ")
         );
     }
@@ -181,7 +188,11 @@ fn print_report(r: &serde_json::Value) -> anyhow::Result<()> {
         } else {
             ""
         };
-        outln!("  traced: {}  ({}{timed_out})", t["command"].as_str().unwrap_or("?"), t["exit"]);
+        outln!(
+            "  traced: {}  ({}{timed_out})",
+            t["command"].as_str().unwrap_or("?"),
+            t["exit"]
+        );
     }
     for s in r["skipped"].as_array().into_iter().flatten() {
         outln!(
