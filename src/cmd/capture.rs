@@ -35,7 +35,13 @@ pub fn run(a: CaptureArgs) -> anyhow::Result<ExitCode> {
         .prefix(".capsa-capture-")
         .tempfile_in(dir)
         .with_context(|| format!("cannot write a recipe in {}", dir.display()))?;
+    // A recipe is no secret: the usual mode of a new file (tempfile makes 0600).
+    use std::os::unix::fs::PermissionsExt;
     tmp.write_all(text.as_bytes())
+        .and_then(|_| {
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+        })
         .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", a.output.display()))?;
     tmp.persist(&a.output)
