@@ -12,8 +12,9 @@
 //!   elsewhere, which covers the loader's library search with its legacy `tls/` and
 //!   platform subdirectories and `$LIB` variants, and a shell's `PATH` search), and the
 //!   directories of those probes that the loader stats after a miss.
-//! - The rest is ordered: programs first, then files opened, then paths only looked up; in
-//!   each, the most recent first (the last thing an app missed is likeliest why it failed).
+//! - The rest is ordered: glibc's locale and message-catalogue probes last, and before them
+//!   programs first, then files opened, then paths only looked up; in each, the most recent
+//!   first (the last thing an app missed is likeliest why it failed).
 //!
 //! Invariants: paths are the app's own words (hostile: any bytes, any length). They cross the
 //! pipe as text, lossy UTF-8, since they are only shown, never opened; the caller escapes them
@@ -142,6 +143,16 @@ fn loader_noise(p: &Path) -> bool {
             .any(|c| c == Component::Normal(OsStr::new("glibc-hwcaps")))
 }
 
+/// glibc's locale and message-catalogue probes (every `setlocale` and `strerror` makes them;
+/// a bundle may do without): kept, but ranked after every other miss.
+fn i18n_probe(p: &Path) -> bool {
+    let s = p.to_string_lossy();
+    (s.starts_with("/usr/share/locale") && s.ends_with(".mo"))
+        || s.starts_with("/usr/lib/locale/")
+        || s == "/usr/share/locale/locale.alias"
+        || s.contains("/gconv/gconv-modules")
+}
+
 /// The launcher's half: drops the noise (module doc) and orders the rest, most relevant first.
 pub fn rank(misses: &[Miss], found: &[String]) -> Vec<MissingPath> {
     let found: HashSet<&OsStr> = found.iter().map(OsStr::new).collect();
@@ -165,7 +176,13 @@ pub fn rank(misses: &[Miss], found: &[String]) -> Vec<MissingPath> {
         .iter()
         .filter(|m| !search_noise(m) && !dir_of_noise(m))
         .collect();
-    kept.sort_by_key(|m| (m.lookup, std::cmp::Reverse(m.last)));
+    kept.sort_by_key(|m| {
+        (
+            i18n_probe(Path::new(&m.path)),
+            m.lookup,
+            std::cmp::Reverse(m.last),
+        )
+    });
     let mut seen = HashSet::new();
     kept.into_iter()
         .filter(|m| seen.insert(m.path.as_str()))

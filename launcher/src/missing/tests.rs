@@ -145,3 +145,19 @@ fn nothing_sent_and_a_tracer_failure_are_failures() {
     let f = outcome(Some(Traced::Failed("ptrace seize: EPERM".into())));
     assert_eq!(f, TraceOutcome::Failed("ptrace seize: EPERM".into()));
 }
+
+#[test]
+fn locale_probes_rank_after_the_file_the_app_wanted() {
+    let read = Op::Open {
+        write: false,
+        create: false,
+    };
+    let t = trace(&[
+        ("/usr/share/nope/file", read, NOENT),
+        ("/usr/lib/locale/locale-archive", read, NOENT),
+        ("/usr/share/locale/C.utf8/LC_MESSAGES/libc.mo", read, NOENT),
+    ]);
+    let got: Vec<String> = ranked(&t).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(got[0], "/usr/share/nope/file", "{got:?}");
+    assert_eq!(got.len(), 3, "{got:?}");
+}
