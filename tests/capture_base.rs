@@ -110,7 +110,8 @@ fn python_sees_the_user_utf8_and_find_library() {
                 print('caf\\u00e9'); print(locale.getpreferredencoding()); \
                 print(ctypes.util.find_library('m'))";
     let out = run_ok(b, &["-c", code]);
-    let lines: Vec<&str> = out.lines().collect();
+    // Python spells the codec "UTF-8" or "utf-8" depending on whether LANG is set.
+    let lines: Vec<String> = out.lines().map(|l| l.replace("utf-8", "UTF-8")).collect();
     assert_eq!(lines, [me.as_str(), "café", "UTF-8", "libm.so.6"], "{out}");
 }
 
