@@ -73,15 +73,7 @@ impl Host {
         let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR")
             .map(PathBuf::from)
             .filter(|p| p.is_absolute());
-        let config = std::env::var_os("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| home.join(".config"));
-        let user_dirs = user_dirs(
-            &home,
-            std::fs::read_to_string(config.join("user-dirs.dirs"))
-                .ok()
-                .as_deref(),
-        );
+        let user_dirs = userdata::dirs::user_dirs_of(&home);
         let localtime = std::fs::canonicalize("/etc/localtime")
             .ok()
             .filter(|p| p.is_file());
@@ -158,53 +150,13 @@ impl HostFs for RealFs {
     }
 }
 
-/// Parses `user-dirs.dirs` (`XDG_DOWNLOAD_DIR="$HOME/Downloads"`), with the usual defaults.
-pub fn user_dirs(home: &Path, text: Option<&str>) -> BTreeMap<String, PathBuf> {
-    let defaults = [
-        ("DESKTOP", "Desktop"),
-        ("DOCUMENTS", "Documents"),
-        ("DOWNLOAD", "Downloads"),
-        ("MUSIC", "Music"),
-        ("PICTURES", "Pictures"),
-        ("PUBLICSHARE", "Public"),
-        ("TEMPLATES", "Templates"),
-        ("VIDEOS", "Videos"),
-    ];
-    let name = |k: &str| match k {
-        "PUBLICSHARE" => "xdg-public-share".to_owned(),
-        k => format!("xdg-{}", k.to_lowercase()),
-    };
-    let mut out: BTreeMap<String, PathBuf> = defaults
-        .iter()
-        .map(|(k, d)| (name(k), home.join(d)))
-        .collect();
-    for line in text.unwrap_or_default().lines() {
-        let Some((k, v)) = line.trim().split_once('=') else {
-            continue;
-        };
-        let Some(k) = k.strip_prefix("XDG_").and_then(|k| k.strip_suffix("_DIR")) else {
-            continue;
-        };
-        let v = v.trim().trim_matches('"');
-        let path = match v.strip_prefix("$HOME") {
-            Some(rest) => home.join(rest.trim_start_matches('/')),
-            None if v.starts_with('/') => PathBuf::from(v),
-            None => continue,
-        };
-        if defaults.iter().any(|(d, _)| *d == k) {
-            out.insert(name(k), path);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn user_dirs_follow_the_config_and_default() {
-        let d = user_dirs(Path::new("/home/u"), Some("# comment\nXDG_DOWNLOAD_DIR=\"$HOME/Téléchargements\"\nXDG_MUSIC_DIR=\"/srv/music\"\nXDG_BOGUS_DIR=\"$HOME/x\"\n"));
+        let d = userdata::dirs::user_dirs(Path::new("/home/u"), Some("# comment\nXDG_DOWNLOAD_DIR=\"$HOME/Téléchargements\"\nXDG_MUSIC_DIR=\"/srv/music\"\nXDG_BOGUS_DIR=\"$HOME/x\"\n"));
         assert_eq!(d["xdg-download"], Path::new("/home/u/Téléchargements"));
         assert_eq!(d["xdg-music"], Path::new("/srv/music"));
         assert_eq!(d["xdg-pictures"], Path::new("/home/u/Pictures"));

@@ -83,26 +83,10 @@ fn desktop_entry(program: &Path) -> Option<(PathBuf, String)> {
 fn user_dirs() -> UserDirs {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
     let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
-    let user_dirs =
-        std::fs::read_to_string(home.join(".config/user-dirs.dirs")).unwrap_or_default();
-    let mut xdg = Vec::new();
-    for (key, name, default) in [
-        ("XDG_DESKTOP_DIR", "xdg-desktop", "Desktop"),
-        ("XDG_DOCUMENTS_DIR", "xdg-documents", "Documents"),
-        ("XDG_DOWNLOAD_DIR", "xdg-download", "Downloads"),
-        ("XDG_MUSIC_DIR", "xdg-music", "Music"),
-        ("XDG_PICTURES_DIR", "xdg-pictures", "Pictures"),
-        ("XDG_VIDEOS_DIR", "xdg-videos", "Videos"),
-    ] {
-        let configured = user_dirs.lines().find_map(|l| {
-            let v = l.strip_prefix(key)?.strip_prefix('=')?.trim_matches('"');
-            Some(v.replace("$HOME", &home.to_string_lossy()))
-        });
-        let dir = configured.map_or_else(|| home.join(default), PathBuf::from);
-        if bundle_format::permissions::XDG_DIRS.contains(&name) {
-            xdg.push((name.to_owned(), dir));
-        }
-    }
+    let xdg = userdata::dirs::user_dirs_of(&home)
+        .into_iter()
+        .filter(|(name, _)| bundle_format::permissions::XDG_DIRS.contains(&name.as_str()))
+        .collect();
     UserDirs { home, runtime, xdg }
 }
 

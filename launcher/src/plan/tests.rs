@@ -51,7 +51,7 @@ fn host() -> Host {
         cwd: "/home/u/project".into(),
         env,
         runtime_dir: Some("/run/user/1000".into()),
-        user_dirs: crate::host::user_dirs(Path::new("/home/u"), None),
+        user_dirs: userdata::dirs::user_dirs(Path::new("/home/u"), None),
         localtime: Some("/usr/share/zoneinfo/UTC".into()),
     }
 }
