@@ -1,5 +1,5 @@
-//! The captured samples (`samples/{perl,node,curl,git,zenity}`): recipes written
-//! by `capsa capture` with light edits (each recipe says which). Each test packs its sample
+//! The captured samples (`samples/{perl,node,curl,git,zenity}`; `python3-tests` has a file
+//! of its own): recipes written by `capsa capture` with light edits (each recipe says which). Each test packs its sample
 //! (which re-runs the recipe's traces on this machine), runs the real program in the sandbox,
 //! and compares with the same program on the host: the output, a page through the pager
 //! under tmux, a screenshot under Xvfb.

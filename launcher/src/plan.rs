@@ -297,7 +297,8 @@ impl Builder<'_> {
     }
 
     /// Name resolution: the host's files with the full network; with TCP ports only, a
-    /// generated resolv.conf that makes glibc use TCP (`options use-vc`), since UDP is closed.
+    /// generated resolv.conf that makes glibc use TCP (`options use-vc`), since UDP is closed;
+    /// with no network, a generated hosts file (loopback and the host name, [`Host::hosts`]).
     fn resolver(&mut self) {
         if self.spec.grants.network_all() {
             for f in ["/etc/resolv.conf", "/etc/hosts"] {
@@ -326,6 +327,11 @@ impl Builder<'_> {
                 BindWhy::System,
                 false,
             );
+        } else {
+            self.steps.push(Step::File {
+                dst: "/etc/hosts".into(),
+                contents: self.host.hosts(),
+            });
         }
     }
 }

@@ -200,7 +200,9 @@ fn list_paths(
 ) -> Result<Vec<(String, String)>, PackError> {
     let units = crate::units::resolve(&[], &[], &[])?;
     let mut out = Vec::new();
-    let mut roots_done: BTreeSet<PathBuf> = BTreeSet::new();
+    // One hit per root and exclude set: a hit inside a unit's excluded part (a test suite the
+    // app ran) lifts that exclude, so it must reach the pack beside the root's first hit.
+    let mut roots_done: BTreeSet<(PathBuf, Vec<String>)> = BTreeSet::new();
     for p in take {
         let Ok(real) = std::fs::canonicalize(p) else {
             continue;
@@ -222,8 +224,16 @@ fn list_paths(
         let plan = crate::units::widen::plan(&units, std::slice::from_ref(p), &[], &[]);
         match plan.first() {
             Some(w) => {
-                if roots_done.insert(w.root.clone()) {
-                    let why = format!("unit {} brings {}", w.unit, w.root.display());
+                if roots_done.insert((w.root.clone(), w.exclude.clone())) {
+                    let lifted = units
+                        .get(&w.unit)
+                        .is_some_and(|u| u.exclude.len() > w.exclude.len());
+                    let also = if lifted {
+                        ", with the part it leaves out that the run used"
+                    } else {
+                        ""
+                    };
+                    let why = format!("unit {} brings {}{also}", w.unit, w.root.display());
                     out.push((p.to_string_lossy().into_owned(), why));
                 }
             }
@@ -234,4 +244,32 @@ fn list_paths(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hit_in_a_units_excluded_part_is_listed_beside_the_roots_first_hit() {
+        let lib = Path::new("/usr/lib/python3.11");
+        let (os, t1, t2) = (
+            lib.join("os.py"),
+            lib.join("test/__init__.py"),
+            lib.join("test/support/__init__.py"),
+        );
+        if ![&os, &t1, &t2].iter().all(|p| p.is_file()) {
+            eprintln!("skipped: python3.11 and its test suite are not installed");
+            return;
+        }
+        let listed = list_paths(&[os.clone(), t1.clone(), t2], &BTreeSet::new()).unwrap();
+        let paths: Vec<&str> = listed.iter().map(|(p, _)| p.as_str()).collect();
+        // os.py stands for the standard library; the first test file for the test suite, whose
+        // exclude it lifts; the second test file adds nothing new.
+        assert_eq!(
+            paths,
+            [os.to_str().unwrap(), t1.to_str().unwrap()],
+            "{listed:?}"
+        );
+    }
 }

@@ -53,6 +53,7 @@ fn host() -> Host {
         runtime_dir: Some("/run/user/1000".into()),
         user_dirs: userdata::dirs::user_dirs(Path::new("/home/u"), None),
         localtime: Some("/usr/share/zoneinfo/UTC".into()),
+        hostname: "box".into(),
     }
 }
 
@@ -134,6 +135,27 @@ fn no_grants_means_private_home_no_network_no_host_files() {
     assert_eq!(env["A"], "1");
     assert_eq!(env["TERM"], "xterm");
     assert!(!env.contains_key("LD_PRELOAD") && !env.contains_key("DISPLAY"));
+    // The host name resolves to the app's own loopback, as on a Debian host.
+    let hosts = p.steps.iter().find_map(|s| match s {
+        Step::File { dst, contents } if dst == Path::new("/etc/hosts") => Some(contents),
+        _ => None,
+    });
+    let hosts = hosts.expect("a generated /etc/hosts");
+    assert!(
+        hosts.contains("127.0.0.1\tlocalhost\n") && hosts.contains("127.0.1.1\tbox\n"),
+        "{hosts}"
+    );
+}
+
+#[test]
+fn a_host_name_that_is_not_plain_stays_out_of_the_hosts_file() {
+    for bad in ["", "a b", "x\n127.0.0.1 evil", "localhost"] {
+        let h = Host {
+            hostname: bad.into(),
+            ..host()
+        };
+        assert_eq!(h.hosts().lines().count(), 3, "{bad:?}");
+    }
 }
 
 #[test]
