@@ -82,6 +82,12 @@ pub enum StubError {
     BadSignature { key_id: String },
     #[error("the launcher stub is not signed by the trusted key {key_id}: sign it with `capsa pack --self-exec --from FILE -o OUT --sign KEY`")]
     NotSignedBy { key_id: String },
+    #[error("the launcher stub (capsa {capsa_version}) reads bundle format versions up to {reads}, and this bundle is version {needs}: it cannot run it; replace it with `capsa pack --self-exec --from FILE -o OUT`")]
+    ReadsOlder {
+        capsa_version: String,
+        reads: u16,
+        needs: u16,
+    },
     #[error("at most {MAX_NOTE_SIGNATURES} keys can sign a launcher stub; {0} were given")]
     TooManyKeys(usize),
     #[error("the capsa version {0:?} does not fit the stub note (printable ASCII, 1 to 64 bytes)")]

@@ -10,6 +10,7 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
 
 use super::{NoteProblem, StubError, StubNote, MAX_NOTE_SIGNATURES, NOTE_LEN};
+use crate::container::FORMAT_VERSION;
 use crate::digest::{Digest, HashingReader};
 use crate::error::{read_err, Error, Result};
 use crate::reader::{Bundle, SignatureState};
@@ -139,6 +140,15 @@ impl Bundle {
         }
         self.check_stub_padding(note.elf_len, self.stub_len() - NOTE_LEN)?;
         let signature = note.check_signatures(trusted)?;
+        // The payload is of the version this reader reads (it opened it).
+        if note.reads_format < FORMAT_VERSION {
+            return Err(StubError::ReadsOlder {
+                capsa_version: note.capsa_version,
+                reads: note.reads_format,
+                needs: FORMAT_VERSION,
+            }
+            .into());
+        }
         Ok(Some(StubCheck { note, signature }))
     }
 
