@@ -107,10 +107,10 @@ fn inspect(name: &Path, report: bool) -> anyhow::Result<ExitCode> {
 fn help(name: &Path) -> anyhow::Result<ExitCode> {
     let n = name.display();
     outln!(
-        "{n} is a self-executable Capsa bundle (capsa {}).
-
-Running it runs its app in capsa's sandbox, as `capsa run {n} -- ARGS` does: every argument
-goes to the app, apart from these launcher options before them:
+        "{n}
+is a self-executable Capsa bundle: running it runs its app in capsa's sandbox (capsa {}),
+as `capsa run FILE -- ARGS` does for this file. Every argument goes to the app, apart from
+these launcher options before them:
 
   --capsa-info          show the bundle (capsa inspect)
   --capsa-report        show its capture report (capsa inspect --report)

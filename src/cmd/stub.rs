@@ -97,7 +97,7 @@ pub fn elf_of(path: &Path) -> anyhow::Result<Elf> {
             recorded: Some(note.elf_sha256),
         }),
         _ => bail!(
-            "{} is a bundle without a recorded launcher stub: give the stub with --stub FILE",
+            "{} is a bundle whose launcher stub has no note, so nothing says where its ELF ends: give a stub with --stub FILE",
             path.display()
         ),
     }
