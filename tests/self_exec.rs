@@ -220,8 +220,12 @@ fn a_self_exec_hello_runs_installs_verifies_and_publishes_like_a_plain_bundle() 
     );
     let run = ok_in(&x, &launcher, &["run", HELLO]);
     assert!(run.contains("hello from capsa"), "{run}");
-    let again = x.ok(&["install", "--yes", s(&app)]);
-    assert!(again.contains("is already installed"), "{again}");
+    // `capsa install` of the file, in another store, as of a plain bundle.
+    let other = StoreEnv::new();
+    let out = other.install(&app);
+    assert!(out.contains("installed org.capsa.Hello 1.0"), "{out}");
+    let run = other.ok(&["run", HELLO]);
+    assert!(run.contains("hello from capsa"), "{run}");
 
     // A repository publishes the payload alone: the plain bundle's bytes.
     r.add(&app, &[]);
