@@ -103,8 +103,9 @@ pub struct PackArgs {
     /// recipe's [bundle] table.
     #[arg(long)]
     pub self_exec: bool,
-    /// With --self-exec: the stub's executable (an ELF) instead of this capsa's own.
-    #[arg(long, value_name = "FILE", requires = "self_exec")]
+    /// With --self-exec (or the recipe's self-exec): the stub's executable (an ELF) instead
+    /// of this capsa's own.
+    #[arg(long, value_name = "FILE")]
     pub stub: Option<PathBuf>,
     /// With --self-exec: add the stub to this existing bundle (replacing a stub it has) instead
     /// of packing a recipe; its payload is copied byte for byte. Needs --output.
