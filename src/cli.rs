@@ -31,6 +31,7 @@ pub enum Command {
     Inspect(InspectArgs),
     Verify(VerifyArgs),
     Extract(ExtractArgs),
+    StripStub(StripStubArgs),
     Keygen(KeygenArgs),
     Repo(RepoArgs),
     Remote(RemoteArgs),
@@ -42,13 +43,36 @@ pub enum Command {
     TraceExec(TraceExecArgs),
 }
 
+const PACK_AFTER_HELP: &str = "\
+EXAMPLES
+  capsa pack app/capsa.toml -o app.capsa
+  capsa pack app/capsa.toml --self-exec --sign publisher.key -o app.capsa
+  ./app.capsa ARGS                  (runs the app sandboxed, as capsa run app.capsa -- ARGS)
+  ./app.capsa --capsa-help          (the launcher's own options: --capsa-info, --capsa-verify,
+                                     --capsa-extract DIR, --capsa-install, ...)
+  capsa pack --self-exec --from plain.capsa --sign publisher.key -o app.capsa
+  capsa verify --key publisher.pub app.capsa     (the payload and its stub)
+  capsa strip-stub app.capsa -o plain.capsa      (the plain bundle, byte for byte)
+
+SELF-EXECUTABLE BUNDLES
+  With --self-exec (or `self-exec = true` in the recipe's [bundle] table) the bundle is
+preceded by a launcher stub: this capsa's own executable (or --stub FILE), zero padding and a
+note recording the stub's sha256, its capsa version and the payload it belongs to, signed by
+the --sign keys. The payload is byte for byte the plain bundle, so the file installs, inspects,
+verifies and publishes like one; the file is written with mode 0755.";
+
 /// Capture an app and its whole dependency closure into a bundle.
 ///
 /// Reads a recipe (capsa.toml), captures the listed binaries with the shared libraries they
 /// need (following the dynamic loader's search order) and the loader itself, the listed files
 /// and folders, and writes a reproducible .capsa bundle: the same inputs give the same bytes.
 /// SOURCE_DATE_EPOCH, when set, is the bundle's creation time and clamps stored mtimes.
+///
+/// --self-exec writes a self-executable bundle: run it and it runs the app, sandboxed, with
+/// no capsa installed. With --from, the stub is added to (or replaced on) an existing bundle
+/// without packing again.
 #[derive(Debug, Args)]
+#[command(after_long_help = PACK_AFTER_HELP)]
 pub struct PackArgs {
     /// The recipe.
     #[arg(default_value = "capsa.toml")]
@@ -74,6 +98,24 @@ pub struct PackArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Write a self-executable bundle: a launcher stub (this capsa's executable), then the
+    /// bundle; the --sign keys sign the stub's note too. Also `self-exec = true` in the
+    /// recipe's [bundle] table.
+    #[arg(long)]
+    pub self_exec: bool,
+    /// With --self-exec (or the recipe's self-exec): the stub's executable (an ELF) instead
+    /// of this capsa's own.
+    #[arg(long, value_name = "FILE")]
+    pub stub: Option<PathBuf>,
+    /// With --self-exec: add the stub to this existing bundle (replacing a stub it has) instead
+    /// of packing a recipe; its payload is copied byte for byte. Needs --output.
+    #[arg(
+        long,
+        value_name = "BUNDLE",
+        requires_all = ["self_exec", "output"],
+        conflicts_with_all = ["recipe", "level", "threads", "allow_missing", "explain"]
+    )]
+    pub from: Option<PathBuf>,
 }
 
 /// Run a bundle in an unprivileged sandbox, as if installed.
@@ -273,6 +315,10 @@ pub struct InspectArgs {
 
 /// Check every byte of a bundle: layout, manifest, digests, layer contents, signatures.
 ///
+/// A self-executable bundle's launcher stub too: its executable must be the one its note
+/// records, for this payload, with zero padding, and with --key the note must be signed by
+/// that key as well; a stub without a note (prepended by other means) is refused.
+///
 /// Exits 0 when the bundle is sound; otherwise prints the first damaged part and exits 1.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -293,6 +339,17 @@ pub struct VerifyArgs {
 pub struct ExtractArgs {
     pub bundle: PathBuf,
     pub dir: PathBuf,
+}
+
+/// Remove the launcher stub from a self-executable bundle: the plain bundle, byte for byte.
+///
+/// A file without a stub is copied as it is. The output is written atomically (mode 0644).
+#[derive(Debug, Args)]
+pub struct StripStubArgs {
+    pub bundle: PathBuf,
+    /// The plain bundle to write (may be BUNDLE itself).
+    #[arg(short, long)]
+    pub output: PathBuf,
 }
 
 /// Create an ed25519 signing key pair: NAME.key (mode 0600) and NAME.pub.

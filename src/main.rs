@@ -1,5 +1,6 @@
 //! The `capsa` binary: parses the command line, dispatches to the libraries, reports errors.
-//! No logic lives here beyond presentation.
+//! No logic lives here beyond presentation. Started from a self-executable bundle (one that
+//! ends with a bundle trailer), it is that bundle's launcher instead ([`cmd::selfexec`]).
 
 #[macro_use]
 mod output;
@@ -11,6 +12,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    if cmd::selfexec::detect() {
+        return cmd::selfexec::main();
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         // `capsa run` fails with 125 whatever went wrong in capsa, as podman does.

@@ -76,11 +76,18 @@ fn a_damaged_layer_extracts_nothing() {
 
 #[test]
 fn stub_in_front_keeps_the_bundle_valid() {
-    // A launcher stub may be put in front of the payload: the trailer finds it.
+    // A launcher stub may be put in front of the payload: the trailer finds it. One without a
+    // stub note (not made by `capsa pack --self-exec`) is an unrecorded stub: the payload
+    // opens, but verify refuses the file, since nothing vouches for the stub.
     let mut bytes = b"#!/bin/sh\necho stub\nexit 0\n".to_vec();
     bytes.extend(std::fs::read(hello_bundle()).unwrap());
     let p = shared_tmp().join("stubbed.capsa");
     std::fs::write(&p, bytes).unwrap();
-    ok(&["verify", p.to_str().unwrap()]);
     assert_eq!(inspect_json(&p)["stub_size"], 27);
+    assert_eq!(inspect_json(&p)["stub"]["state"], "unrecorded");
+    let out = fails(&["verify", p.to_str().unwrap()]);
+    assert!(
+        out.contains("27-byte launcher stub in front of the payload has no note"),
+        "{out}"
+    );
 }

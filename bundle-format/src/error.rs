@@ -9,6 +9,7 @@ use crate::digest::Digest;
 use crate::limits::human_size;
 use crate::manifest::ManifestError;
 use crate::sign::KeyError;
+use crate::stub::StubError;
 use crate::toc::TocError;
 
 /// Everything reading, writing or verifying a bundle can fail with.
@@ -66,6 +67,13 @@ pub enum Error {
     },
     #[error("{0}")]
     Compose(String),
+    #[error(
+        "this bundle needs bundle format version {needs}; this capsa ({}) reads up to version {reads}: install a newer capsa to open it",
+        env!("CARGO_PKG_VERSION")
+    )]
+    FormatTooNew { needs: u16, reads: u16 },
+    #[error(transparent)]
+    Stub(#[from] StubError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

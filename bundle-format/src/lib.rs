@@ -19,6 +19,7 @@ pub mod path;
 pub mod permissions;
 pub mod reader;
 pub mod sign;
+pub mod stub;
 pub mod toc;
 pub mod writer;
 
@@ -31,5 +32,6 @@ pub use path::BundlePath;
 pub use permissions::{Enforcement, Key, Permission, Permissions};
 pub use reader::{Bundle, SignatureState};
 pub use sign::{PublicKey, SecretKey};
+pub use stub::{StubError, StubNote, StubState};
 pub use toc::{EntryKind, Toc, TocEntry};
 pub use writer::{write_bundle, BlobData};

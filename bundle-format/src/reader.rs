@@ -31,6 +31,7 @@ pub struct Bundle {
     file_len: u64,
     payload_start: u64,
     header: Header,
+    meta_digest: Digest,
     manifest: Manifest,
     manifest_bytes: Vec<u8>,
     blobs: HashMap<Digest, BlobEntry>,
@@ -76,6 +77,19 @@ fn read_exact_at(file: &File, len: u64, at: u64, what: &str) -> Result<Vec<u8>> 
     Ok(buf)
 }
 
+/// A trailer or header (`magic` tells which) of a format version newer than this reader's
+/// is [`Error::FormatTooNew`], before any other of its fields is looked at.
+fn check_version(part: &[u8; 64], magic: &[u8; 8]) -> Result<()> {
+    let version = u16::from_le_bytes([part[8], part[9]]);
+    if part[..8] == magic[..] && version > container::FORMAT_VERSION {
+        return Err(Error::FormatTooNew {
+            needs: version,
+            reads: container::FORMAT_VERSION,
+        });
+    }
+    Ok(())
+}
+
 impl Bundle {
     /// Opens `path` and checks trailer, header, manifest, blob table and signature block.
     pub fn open(path: &Path) -> Result<Self> {
@@ -96,6 +110,7 @@ impl Bundle {
             read_exact_at(&file, TRAILER_LEN, file_len - TRAILER_LEN, "trailer")?
                 .try_into()
                 .expect("64");
+        check_version(&trailer_bytes, &container::TRAILER_MAGIC)?;
         let trailer = Trailer::decode(&trailer_bytes).map_err(Error::NotABundle)?;
         if trailer.payload_len > file_len || trailer.payload_len < HEADER_LEN + TRAILER_LEN {
             return Err(Error::Layout {
@@ -107,6 +122,7 @@ impl Bundle {
         let header_bytes: [u8; 64] = read_exact_at(&file, HEADER_LEN, payload_start, "header")?
             .try_into()
             .expect("64");
+        check_version(&header_bytes, &container::HEADER_MAGIC)?;
         let header = Header::decode(&header_bytes).map_err(|source| Error::Layout {
             part: "header",
             source,
@@ -183,6 +199,7 @@ impl Bundle {
             file_len,
             payload_start,
             header,
+            meta_digest: trailer.meta_digest,
             manifest,
             manifest_bytes,
             blobs,
@@ -213,6 +230,13 @@ impl Bundle {
     }
     pub fn file_len(&self) -> u64 {
         self.file_len
+    }
+    /// The trailer's meta digest: what a launcher stub's note binds it to.
+    pub fn meta_digest(&self) -> Digest {
+        self.meta_digest
+    }
+    pub(crate) fn file(&self) -> &File {
+        &self.file
     }
 
     fn entry(&self, d: &Digest) -> Result<BlobEntry> {

@@ -21,6 +21,9 @@ pub struct Recipe {
     pub permissions: RecipePermissions,
     #[serde(default)]
     pub desktop: Option<RecipeDesktop>,
+    /// How the bundle file is written.
+    #[serde(default)]
+    pub bundle: RecipeBundle,
     /// Directory of the recipe file; relative host paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -133,6 +136,15 @@ pub struct RecipePermissions {
     pub devices: Vec<String>,
     #[serde(default)]
     pub landlock: Option<Enforcement>,
+}
+
+/// `[bundle]`: the form of the bundle file (not of what is in it).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RecipeBundle {
+    /// Write a self-executable bundle (a launcher stub in front; `capsa pack --self-exec`).
+    #[serde(default)]
+    pub self_exec: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -341,6 +353,15 @@ sockets = ["x11"]
             !e.contains("network=yes"),
             "shows a form the user did not write: {e}"
         );
+    }
+
+    #[test]
+    fn the_bundle_table_sets_self_exec() {
+        assert!(!load(OK).unwrap().bundle.self_exec);
+        let r = load(&format!("{OK}\n[bundle]\nself-exec = true\n")).unwrap();
+        assert!(r.bundle.self_exec);
+        let e = load(&format!("{OK}\n[bundle]\nself_exec = true\n")).unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
     }
 
     #[test]

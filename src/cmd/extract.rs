@@ -1,5 +1,6 @@
 //! `capsa extract`.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -11,23 +12,22 @@ use crate::output::{bar, size};
 pub fn run(a: ExtractArgs) -> anyhow::Result<ExitCode> {
     let b = Bundle::open(&a.bundle)
         .with_context(|| format!("cannot open bundle {}", a.bundle.display()))?;
+    extract_opened(&b, &a.bundle, &a.dir)
+}
+
+/// Extracts `b` into `dir`, calling the bundle `name` in what it prints.
+pub fn extract_opened(b: &Bundle, name: &Path, dir: &Path) -> anyhow::Result<ExitCode> {
     let pb = bar("extracting");
     pb.set_length(b.manifest().unpacked_size());
-    let stats =
-        bundle_format::extract(&b, &a.dir, &mut |done| pb.set_position(done)).with_context(|| {
-            format!(
-                "cannot extract {} into {}",
-                a.bundle.display(),
-                a.dir.display()
-            )
-        });
+    let stats = bundle_format::extract(b, dir, &mut |done| pb.set_position(done))
+        .with_context(|| format!("cannot extract {} into {}", name.display(), dir.display()));
     pb.finish_and_clear();
     let stats = stats?;
     outln!(
         "extracted {} entries ({}) into {}",
         stats.entries,
         size(stats.bytes),
-        a.dir.display()
+        dir.display()
     );
     Ok(ExitCode::SUCCESS)
 }

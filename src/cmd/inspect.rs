@@ -1,9 +1,13 @@
-//! `capsa inspect`.
+//! `capsa inspect`: a bundle's manifest, layers, permissions, signature state and launcher
+//! stub (as its note records it; `capsa verify` checks it).
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bundle_format::{Bundle, EntryKind, SignatureState};
+use bundle_format::{Bundle, EntryKind, SignatureState, StubState};
+
+use super::store::safe;
 
 use crate::cli::InspectArgs;
 use crate::output::size;
@@ -18,32 +22,86 @@ fn signature_text(s: &SignatureState) -> String {
     }
 }
 
+/// The launcher stub as JSON: none, recorded (its note, not checked: `verify` does),
+/// unrecorded or damaged.
+fn stub_json(s: &StubState) -> serde_json::Value {
+    match s {
+        StubState::None => serde_json::Value::Null,
+        StubState::Recorded(note) => {
+            let mut v = super::verify::stub_json(note, None);
+            v["state"] = "recorded".into();
+            v
+        }
+        StubState::Unrecorded { len } => {
+            serde_json::json!({"state": "unrecorded", "stub_len": len})
+        }
+        StubState::Damaged { len, problem } => {
+            serde_json::json!({"state": "damaged", "stub_len": len, "problem": problem.to_string()})
+        }
+    }
+}
+
+fn stub_text(s: &StubState) -> Option<String> {
+    Some(match s {
+        StubState::None => return None,
+        StubState::Recorded(n) => format!(
+            "capsa {}, {} ELF in a {} stub, reads format versions up to {}, {} (checked by `capsa verify`)",
+            safe(&n.capsa_version),
+            size(n.elf_len),
+            size(n.region_len().unwrap_or(0)),
+            n.reads_format,
+            if n.signatures.is_empty() {
+                "unsigned".to_owned()
+            } else {
+                let ids: Vec<String> = n.signatures.iter().map(|s| s.public_key.key_id()).collect();
+                format!("signed by {}", ids.join(", "))
+            }
+        ),
+        StubState::Unrecorded { len } => format!(
+            "unrecorded: {} in front of the payload without a stub note (not made by `capsa pack --self-exec`; nothing vouches for it)",
+            size(*len)
+        ),
+        StubState::Damaged { len, problem } => {
+            format!("{} with a damaged note: {problem}", size(*len))
+        }
+    })
+}
+
 pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
     let b = Bundle::open(&a.bundle)
         .with_context(|| format!("cannot open bundle {}", a.bundle.display()))?;
+    show(&b, &a, &a.bundle)
+}
+
+/// Prints what `a` asks for about `b`, calling the file `name`.
+pub fn show(b: &Bundle, a: &InspectArgs, name: &Path) -> anyhow::Result<ExitCode> {
+    let stub = b
+        .stub()
+        .with_context(|| format!("cannot read the launcher stub of {}", name.display()))?;
     let sig = b
         .check_signatures(None)
-        .with_context(|| format!("bad signature in {}", a.bundle.display()))?;
+        .with_context(|| format!("bad signature in {}", name.display()))?;
     let m = b.manifest();
     let tocs = if a.files {
         Some(
             b.tocs()
-                .with_context(|| format!("cannot read {}", a.bundle.display()))?,
+                .with_context(|| format!("cannot read {}", name.display()))?,
         )
     } else {
         None
     };
     let report = if a.report {
         b.report()
-            .with_context(|| format!("cannot read the capture report of {}", a.bundle.display()))?
+            .with_context(|| format!("cannot read the capture report of {}", name.display()))?
     } else {
         None
     };
     if a.json {
         let mut v = serde_json::json!({
-            "path": a.bundle,
+            "path": name,
             "file_size": b.file_len(),
             "stub_size": b.stub_len(),
+            "stub": stub_json(&stub),
             "manifest_digest": b.manifest_digest().to_string(),
             "unpacked_size": m.unpacked_size(),
             "manifest": m,
@@ -60,11 +118,10 @@ pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
     }
     outln!("{} {} ({}): {}", m.id, m.version, m.arch, m.name);
     outln!("  manifest     {}", b.manifest_digest());
-    outln!(
-        "  file         {} ({})",
-        a.bundle.display(),
-        size(b.file_len())
-    );
+    outln!("  file         {} ({})", name.display(), size(b.file_len()));
+    if let Some(t) = stub_text(&stub) {
+        outln!("  stub         {t}");
+    }
     outln!("  unpacked     {}", size(m.unpacked_size()));
     outln!("  command      {}", m.command.join(" "));
     let grants: Vec<String> = m.permissions.grants.iter().map(|g| g.to_string()).collect();

@@ -8,7 +8,9 @@ mod pack;
 mod remote;
 mod repo;
 mod run;
+pub mod selfexec;
 mod store;
+mod stub;
 mod verify;
 
 use std::process::ExitCode;
@@ -32,6 +34,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(a) => inspect::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Extract(a) => extract::run(a),
+        Command::StripStub(a) => stub::strip(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Remote(a) => remote::remote(a),
         Command::Search(a) => remote::search(a),

@@ -111,10 +111,22 @@ pub(crate) fn install_file(
     default_for: Vec<String>,
     yes: bool,
 ) -> anyhow::Result<Option<store::Installed>> {
+    install_file_with(bundle, name, trusted, default_for, yes, exe())
+}
+
+/// [`install_file`] with the capsa that the app's desktop entries run (`exe`).
+pub(crate) fn install_file_with(
+    bundle: &Path,
+    name: &str,
+    trusted: Option<bundle_format::PublicKey>,
+    default_for: Vec<String>,
+    yes: bool,
+    exe: PathBuf,
+) -> anyhow::Result<Option<store::Installed>> {
     let opts = store::InstallOptions {
         trusted,
         default_for,
-        exe: exe(),
+        exe,
     };
     let interactive = std::io::stdin().is_terminal();
     if !yes && !interactive {
