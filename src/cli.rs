@@ -8,8 +8,21 @@ use launcher::{Key, Permission};
 
 /// Capsa: pack Linux apps with everything they need into one verifiable bundle, and run them
 /// sandboxed.
+///
+/// `capsa pack` captures an app from this machine as its recipe (capsa.toml) says: its
+/// programs with the shared libraries they need and the dynamic loader, its data files, what
+/// traced runs of it used. It writes one compressed, sha256-addressed, reproducible bundle file
+/// (.capsa), optionally signed or self-executable.
+///
+/// `capsa run` runs a bundle file or an installed app in an unprivileged sandbox (user, mount,
+/// pid and network namespaces, overlayfs, Landlock, seccomp): the app's own files are its
+/// whole system, and of yours it gets only what its permissions grant, with your consent.
+/// `capsa install` puts apps in a per-user store with their desktop entries; `capsa repo` and
+/// `capsa remote` publish and fetch them through signed static repositories. No setuid
+/// helper, no daemon.
 #[derive(Debug, Parser)]
-#[command(name = "capsa", version, about, long_about = None, propagate_version = true)]
+#[command(name = "capsa", version, about, propagate_version = true)]
+#[command(after_long_help = help::TOP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -45,21 +58,63 @@ pub enum Command {
 
 const PACK_AFTER_HELP: &str = "\
 EXAMPLES
-  capsa pack app/capsa.toml -o app.capsa
-  capsa pack app/capsa.toml --self-exec --sign publisher.key -o app.capsa
-  ./app.capsa ARGS                  (runs the app sandboxed, as capsa run app.capsa -- ARGS)
-  ./app.capsa --capsa-help          (the launcher's own options: --capsa-info, --capsa-verify,
-                                     --capsa-extract DIR, --capsa-install, ...)
+  capsa pack samples/python3/capsa.toml
+      Pack the recipe into org.python.Python3-3.11.capsa, in the current directory.
+  capsa pack --explain -o python.capsa samples/python3/capsa.toml
+      The same into python.capsa, printing why each file is in it.
+  capsa pack --sign publisher.key -o app.capsa app/capsa.toml
+      A signed bundle (the key from capsa keygen publisher).
+  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) capsa pack --level 19 app/capsa.toml
+      A release build: the bundle's time is the last commit's, the compression stronger.
+  capsa pack --self-exec --sign publisher.key -o app.capsa app/capsa.toml
+      A self-executable bundle: ./app.capsa ARGS runs the app, as capsa run app.capsa --
+      ARGS does; ./app.capsa --capsa-help lists the launcher's own options.
   capsa pack --self-exec --from plain.capsa --sign publisher.key -o app.capsa
-  capsa verify --key publisher.pub app.capsa     (the payload and its stub)
-  capsa strip-stub app.capsa -o plain.capsa      (the plain bundle, byte for byte)
+      Add the stub to a bundle packed before, without packing again.
+  capsa strip-stub app.capsa -o plain.capsa
+      The plain bundle again, byte for byte.
 
 SELF-EXECUTABLE BUNDLES
-  With --self-exec (or `self-exec = true` in the recipe's [bundle] table) the bundle is
-preceded by a launcher stub: this capsa's own executable (or --stub FILE), zero padding and a
-note recording the stub's sha256, its capsa version and the payload it belongs to, signed by
-the --sign keys. The payload is byte for byte the plain bundle, so the file installs, inspects,
-verifies and publishes like one; the file is written with mode 0755.";
+With --self-exec (or self-exec = true in the recipe's [bundle] table) the bundle is preceded
+by a launcher stub: this capsa's own executable (or --stub FILE), zero padding and a note
+recording the stub's sha256, its capsa version and the payload it belongs to, signed by the
+--sign keys. The payload is byte for byte the plain bundle, so the file installs, inspects,
+verifies and publishes like one; the file is written with mode 0755.
+
+EXIT STATUS
+  0
+      The bundle was written.
+  1
+      The recipe is invalid, a file cannot be read, a traced command cannot run, a shared
+      library is missing (see --allow-missing), or the output cannot be written: the
+      message says which; no output file is left behind.
+  2
+      A usage error.
+
+ENVIRONMENT
+  SOURCE_DATE_EPOCH
+      The bundle's creation time in seconds since 1970 (default 0), and the newest
+      modification time stored: later ones are lowered to it.
+  HOME
+      Files below your home (and every home in /etc/passwd) are private: the recipe's
+      traces never capture them.
+  PATH
+      Where a trace command named without a / is found.
+
+FILES
+  capsa.toml
+      The recipe read when none is given; see capsa.toml(5).
+  ID-VERSION.capsa
+      The bundle written when --output is not given, in the current directory.
+  /etc/ld.so.cache
+      The loader cache the shared libraries are found with, as the host's loader does.
+  /var/lib/dpkg/
+      The package database of the recipe's packages.
+
+SEE ALSO
+capsa.toml(5), capsa-capture(1), capsa-inspect(1), capsa-verify(1), capsa-keygen(1),
+capsa-strip-stub(1)
+";
 
 /// Capture an app and its whole dependency closure into a bundle.
 ///
@@ -74,7 +129,7 @@ verifies and publishes like one; the file is written with mode 0755.";
 #[derive(Debug, Args)]
 #[command(after_long_help = PACK_AFTER_HELP)]
 pub struct PackArgs {
-    /// The recipe.
+    /// The recipe to pack, a capsa.toml file (see capsa.toml(5)).
     #[arg(default_value = "capsa.toml")]
     pub recipe: PathBuf,
     /// Output file [default: <id>-<version>.capsa].
@@ -141,6 +196,7 @@ pub struct PackArgs {
 /// --report shows, for each layer, what the plan sets up and what the kernel confirmed
 /// (Landlock ABI, enforcement, each right the ABI lacks); it claims nothing else.
 #[derive(Debug, Args)]
+#[command(after_long_help = help::RUN)]
 #[command(group(clap::ArgGroup::new("json_output").args(["report", "trace_missing"]).multiple(true)))]
 pub struct RunArgs {
     /// A bundle file (a name with a `/` or ending in `.capsa`), or the id of an installed
@@ -205,6 +261,7 @@ pub struct RunArgs {
 /// shares layers with apps already installed, and switches to the new version atomically; the
 /// previous version is kept for rollback.
 #[derive(Debug, Args)]
+#[command(after_long_help = help::INSTALL)]
 pub struct InstallArgs {
     /// A bundle file, or the id of an app in a remote repository (a path that exists is a
     /// file; otherwise an app id is looked up in the remotes).
@@ -231,8 +288,14 @@ pub struct InstallArgs {
 }
 
 /// Remove an installed app and everything it exported.
+///
+/// Its releases, its desktop entry, icon and file types, and the defaults that name it are
+/// removed; layers no other app uses are deleted. Its data (writable layer, private home,
+/// overrides) is kept unless --delete-data, so installing it again finds it.
 #[derive(Debug, Args)]
+#[command(after_long_help = help::UNINSTALL)]
 pub struct UninstallArgs {
+    /// The id of the installed app to remove.
     pub app: String,
     /// Also delete the app's data (its writable layer, private home and overrides).
     #[arg(long)]
@@ -240,25 +303,43 @@ pub struct UninstallArgs {
 }
 
 /// List installed apps.
+///
+/// One line per app: its id, version, name and publisher (the key that signed it, or `local`
+/// for an unsigned bundle you installed).
 #[derive(Debug, Args)]
+#[command(after_long_help = help::LIST)]
 pub struct ListArgs {
+    /// Print the apps as a JSON array.
     #[arg(long)]
     pub json: bool,
 }
 
 /// Show an installed app: version, disk use, shared layers, effective permissions, exports.
+///
+/// The effective permissions are the manifest's with your overrides applied: what every run
+/// gets before its own --allow and --deny. Each layer says which other apps share it.
 #[derive(Debug, Args)]
+#[command(after_long_help = help::INFO)]
 pub struct InfoArgs {
+    /// The id of the installed app.
     pub app: String,
+    /// Print the information as a JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
 /// Change an installed app's permissions for every run (kept across updates).
+///
+/// Overrides sit between the manifest (and the consent you gave) and a run's own --allow and
+/// --deny: a --deny takes its kind of permission away from the manifest, an --allow adds one.
+/// Without options, prints the permissions the app runs with.
 #[derive(Debug, Args)]
+#[command(after_long_help = help::OVERRIDE)]
 pub struct OverrideArgs {
+    /// The id of the installed app whose permissions change.
     pub app: String,
-    /// Grant a permission; may be repeated.
+    /// Grant a permission at every run (network, network=tcp:PORT, filesystem=TARGET[:ro],
+    /// socket=NAME, device=NAME); may be repeated.
     #[arg(long, value_name = "PERM")]
     pub allow: Vec<Permission>,
     /// Take a kind of permission away (network, filesystem=TARGET, socket=NAME,
@@ -271,23 +352,39 @@ pub struct OverrideArgs {
 }
 
 /// Drop an app's state: back to freshly installed.
+///
+/// Deletes the app's writable layer and private home; its overrides and releases stay. A
+/// running instance of the app makes it refuse (end the app first).
 #[derive(Debug, Args)]
+#[command(after_long_help = help::RESET)]
 pub struct AppArgs {
+    /// The id of the installed app to reset.
     pub app: String,
 }
 
 /// Show what an app changed in its own files (added, changed, deleted).
+///
+/// Compares the app's writable layer with its release: every path the app added, changed or
+/// deleted, and each folder it replaced as a whole (its private home is not compared).
 #[derive(Debug, Args)]
+#[command(after_long_help = help::DIFF)]
 pub struct DiffArgs {
+    /// The id of the installed app.
     pub app: String,
+    /// Print the changes as a JSON array.
     #[arg(long)]
     pub json: bool,
 }
 
 /// Make .capsa files open with Capsa on the desktop (MIME type and desktop entry).
+///
+/// Registers the type of bundle files (by the .capsa suffix and the bundle magic) and a
+/// hidden desktop entry that opens them with `capsa run`, as their default application. A
+/// bundle opened so asks for its permissions in a desktop dialog.
 #[derive(Debug, Args)]
+#[command(after_long_help = help::INTEGRATE)]
 pub struct IntegrateArgs {
-    /// Undo the integration.
+    /// Undo the integration: remove the entry, the type and the default.
     #[arg(long)]
     pub remove: bool,
 }
@@ -299,8 +396,13 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 }
 
 /// Show a bundle's manifest, layers, permissions and signature state.
+///
+/// Reads the bundle without unpacking its layers and says whether its signatures are valid
+/// for its manifest; `capsa verify` checks every byte.
 #[derive(Debug, Args)]
+#[command(after_long_help = help::INSPECT)]
 pub struct InspectArgs {
+    /// The bundle file (a self-executable one too).
     pub bundle: PathBuf,
     /// Print JSON for scripts.
     #[arg(long)]
@@ -321,7 +423,9 @@ pub struct InspectArgs {
 ///
 /// Exits 0 when the bundle is sound; otherwise prints the first damaged part and exits 1.
 #[derive(Debug, Args)]
+#[command(after_long_help = help::VERIFY)]
 pub struct VerifyArgs {
+    /// The bundle file to check.
     pub bundle: PathBuf,
     /// Require a valid signature by this public key.
     #[arg(long, value_name = "PUBFILE")]
@@ -336,8 +440,11 @@ pub struct VerifyArgs {
 /// DIR must not exist or be empty. The tree is verified and written into a private staging
 /// directory, then renamed into place: on any error nothing is left behind.
 #[derive(Debug, Args)]
+#[command(after_long_help = help::EXTRACT)]
 pub struct ExtractArgs {
+    /// The bundle file to extract.
     pub bundle: PathBuf,
+    /// The directory to write the tree into (created; it must not exist, or be empty).
     pub dir: PathBuf,
 }
 
@@ -345,7 +452,9 @@ pub struct ExtractArgs {
 ///
 /// A file without a stub is copied as it is. The output is written atomically (mode 0644).
 #[derive(Debug, Args)]
+#[command(after_long_help = help::STRIP_STUB)]
 pub struct StripStubArgs {
+    /// The self-executable bundle file.
     pub bundle: PathBuf,
     /// The plain bundle to write (may be BUNDLE itself).
     #[arg(short, long)]
@@ -353,14 +462,26 @@ pub struct StripStubArgs {
 }
 
 /// Create an ed25519 signing key pair: NAME.key (mode 0600) and NAME.pub.
+///
+/// The secret key signs bundles (capsa pack --sign) and repositories (capsa repo); the public
+/// key is what users trust (capsa verify --key, capsa install --key, capsa remote add --key).
+/// Existing files are never overwritten.
 #[derive(Debug, Args)]
+#[command(after_long_help = help::KEYGEN)]
 pub struct KeygenArgs {
+    /// The pair's path without extension: writes NAME.key and NAME.pub (an extension NAME has
+    /// is replaced).
     pub name: PathBuf,
 }
 
 /// Print a shell completion script.
+///
+/// The script completes commands, options and their values; write it where your shell loads
+/// completions from (see EXAMPLES).
 #[derive(Debug, Args)]
+#[command(after_long_help = help::COMPLETIONS)]
 pub struct CompletionsArgs {
+    /// The shell to write the script for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
 }
@@ -368,10 +489,13 @@ pub struct CompletionsArgs {
 /// Internal: the tracee side of `capture.trace` (asks to be traced, then runs ARGV).
 #[derive(Debug, Args)]
 pub struct TraceExecArgs {
+    /// The command to run traced, and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub argv: Vec<std::ffi::OsString>,
 }
 
+#[macro_use]
+mod help;
 mod capture;
 pub use capture::*;
 mod client;

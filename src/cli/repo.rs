@@ -7,36 +7,66 @@ use clap::{Args, Subcommand};
 
 const REPO_AFTER_HELP: &str = "\
 EXAMPLES
-  R=/srv/www/capsa
   capsa keygen publisher
-  capsa repo init $R --key publisher.key --url https://example.org/capsa/
-  capsa pack app/capsa.toml --sign publisher.key -o app.capsa
-  capsa repo add $R app.capsa
-  capsa repo add $R app-2.0.capsa --rollout 10
-  capsa repo rollout $R org.example.App --channel stable --percent 50
-  capsa repo rollout $R org.example.App --channel stable --halt
-  capsa repo promote $R org.example.App 2.0 --channel stable
-  capsa repo yank $R org.example.App 2.0 --reason \"crashes at start\"
-  capsa repo refresh $R        (from cron, well within --expires-days)
-  capsa repo gc $R
-  capsa repo rotate-key $R --key publisher.key --new-key publisher2.key
-  capsa repo check $R
-
-FILES
-  root.json, roots/N.json and index.json are the signed metadata; blobs/sha256/HEX hold app
-documents, bundle heads, tails and blobs, and icons; objects/sha256/HH/HEX.zst hold one file's
-content each; keys/ holds the public keys; index.html is the catalog. Publisher-side files,
-not needed by clients (harmless if served): .capsa-lock, .capsa-history/ (the indexes gc
-remembers), .capsa-config.json (the signing key's path, the catalog's remote name and URL).
+      The key that signs the repository and the bundles (two keys work too).
+  capsa repo init www --key publisher.key --url https://example.org/capsa/
+      Create a repository in the folder www, to be served at that URL.
+  capsa pack --sign publisher.key -o app.capsa app/capsa.toml
+      A signed bundle to publish.
+  capsa repo add www app.capsa
+      Publish it on the stable channel.
+  capsa repo add www app-2.0.capsa --rollout 10
+      Publish a new release to 10% of the stable channel's clients.
+  capsa repo rollout www org.example.App --channel stable --percent 50
+      Widen the rollout to half of them.
+  capsa repo rollout www org.example.App --channel stable --halt
+      Stop it: every client gets the fallback release.
+  capsa repo promote www org.example.App 2.0 --channel stable
+      Make 2.0 the stable release for every client.
+  capsa repo yank www org.example.App 2.0 --reason 'crashes at start'
+      Withdraw a release; channels fall back.
+  capsa repo refresh www
+      Re-sign the index before it expires (from cron, well within --expires-days).
+  capsa repo gc www
+      Delete blobs and objects no index of the grace period reaches.
+  capsa repo rotate-key www --key publisher.key --new-key publisher2.key
+      Move to a new key; clients follow the signed chain.
+  capsa repo check www
+      Check what a mirror or a client would check.
 
 MIRRORS
-  Copy objects/, blobs/, roots/ and keys/ first, then root.json, index.json and index.html
+Copy objects/, blobs/, roots/ and keys/ first, then root.json, index.json and index.html
 (two rsync runs, for instance), and delete on the mirror only what repo gc deleted: a
 half-synced mirror then stays valid.
 
 EXIT STATUS
-  0 on success; 1 when the command failed or refused (the message says why), or when repo
-check found a problem; 2 for a usage error.";
+  0
+      Success.
+  1
+      The command failed or refused (the message says why), or repo check found a problem.
+  2
+      A usage error.
+
+ENVIRONMENT
+  None: the repository commands read only their files and keys.
+
+FILES
+  root.json, roots/N.json, index.json
+      The signed metadata: the roots (keys, with their rotations) and the index, which
+      expires.
+  blobs/sha256/HEX
+      App documents, bundle heads, tails and blobs, and icons, by digest.
+  objects/sha256/HH/HEX.zst
+      One file's content each, compressed, so clients fetch only the files that changed.
+  keys/, index.html
+      The public keys, and the catalog page.
+  .capsa-lock, .capsa-history/, .capsa-config.json
+      The publisher's own (not needed by clients, harmless if served): the lock, the
+      indexes gc remembers, the signing key's path and the catalog's remote name and URL.
+
+SEE ALSO
+capsa-keygen(1), capsa-pack(1), capsa-remote(1)
+";
 
 /// Publish apps in a signed static repository (any web server can serve it).
 ///
@@ -79,6 +109,11 @@ pub struct SignArgs {
 }
 
 /// Create a repository: root 1 signed by KEY, an empty index, the catalog.
+///
+/// The directory gets root.json (root 1, which names KEY's public key and expires after
+/// --root-expires-days), an empty index signed by KEY (expiring after --expires-days), the
+/// public key under keys/ and the index.html catalog. Users add it with `capsa remote add NAME
+/// URL --key KEY.pub`: that public key, not the server, is what they trust.
 #[derive(Debug, Args)]
 pub struct RepoInitArgs {
     /// The directory (created if missing; refused if it already holds a repository).
@@ -125,6 +160,9 @@ pub struct RepoAddArgs {
 }
 
 /// Make VERSION the channel's release for every client (ends a rollout of it).
+///
+/// What the channel gave before becomes its fallback. A yanked release cannot be promoted;
+/// the channel is created if the app has none of that name.
 #[derive(Debug, Args)]
 pub struct RepoPromoteArgs {
     /// The repository directory.
@@ -167,6 +205,10 @@ pub struct RepoRolloutArgs {
 }
 
 /// Withdraw a release: it stays listed as yanked, never chosen; channels fall back.
+///
+/// Clients that follow a channel whose release is yanked get its fallback at their next
+/// update; the reason is shown to them. The command names the channels left with no usable
+/// release.
 #[derive(Debug, Args)]
 pub struct RepoYankArgs {
     /// The repository directory.
@@ -184,6 +226,9 @@ pub struct RepoYankArgs {
 }
 
 /// Re-sign the index with a new version and expiry, nothing else (run it from cron).
+///
+/// Clients refuse an expired index, so a repository that publishes nothing new for
+/// --expires-days days must be refreshed before then; a daily refresh is cheap.
 #[derive(Debug, Args)]
 pub struct RepoRefreshArgs {
     /// The repository directory.
@@ -201,6 +246,7 @@ pub struct RepoRefreshArgs {
 pub struct RepoGcArgs {
     /// The repository directory.
     pub dir: PathBuf,
+    /// Keep also what an index replaced less than DAYS days ago reaches.
     #[arg(long, value_name = "DAYS", default_value_t = 7)]
     pub grace_days: u64,
     /// Say what would be removed, remove nothing.
