@@ -3,13 +3,15 @@
 //! merged /usr (`/lib -> usr/lib`) and split (`--no-merged-usr`: /lib and /usr/lib apart).
 //!
 //! Each root is entered as a container with bwrap (pivot_root: from inside a plain chroot the
-//! kernel refuses capsa's own user namespace), the root read-only, a private /work for the
-//! store and caches, and the files under test bound read-only at /opt/capsa. Inside, the
+//! kernel refuses capsa's own user namespace), the root read-only, a private /mnt for the
+//! store and caches, and the files under test bound read-only at /opt/capsa; unprivileged,
+//! the container has its own pid namespace and proc, as root the host's (see
+//! [`Container::run`]). Inside, the
 //! python3 bundle packed on this host runs from the file and installed; the host's python3.11
 //! copied in as it is does not (its glibc symbol versions are missing); a self-executable
 //! bundle runs without any capsa in the root.
 //!
-//! The roots are cached in `/var/tmp/capsa-roots/` between runs. Only root can debootstrap;
+//! The roots are cached in `/var/tmp/capsa-roots/` (or `$CAPSA_ROOTS`) between runs. Only root can debootstrap;
 //! a root is built in a temporary directory and renamed into place when complete, so an
 //! interrupted build never looks like a root. An unprivileged user (CI's second pass) uses
 //! the cache. Without the cache, debootstrap, bwrap or the archive the tests are skipped,
@@ -27,7 +29,8 @@ use common::*;
 const MIRROR: &str = "http://deb.debian.org/debian";
 /// Where the archive is reached (checked before a build, to tell "offline" from a failure).
 const MIRROR_HOST: (&str, u16) = ("deb.debian.org", 80);
-/// The roots, kept between runs and shared by the root and the unprivileged pass.
+/// The roots, kept between runs and shared by the root and the unprivileged pass
+/// (`CAPSA_ROOTS` names another folder).
 const CACHE: &str = "/var/tmp/capsa-roots";
 /// Where the files under test appear inside the container (read-only).
 const OPT: &str = "/opt/capsa";
@@ -54,6 +57,10 @@ impl Layout {
             Layout::SplitUsr => "--no-merged-usr",
         }
     }
+}
+
+fn cache() -> PathBuf {
+    std::env::var_os("CAPSA_ROOTS").map_or_else(|| PathBuf::from(CACHE), PathBuf::from)
 }
 
 fn required() -> bool {
@@ -93,7 +100,7 @@ fn bullseye(layout: Layout) -> Option<&'static Path> {
 
 /// The cached root, or builds it; `Err` says why it can be neither.
 fn obtain(layout: Layout) -> Result<PathBuf, String> {
-    let root = Path::new(CACHE).join(layout.name());
+    let root = cache().join(layout.name());
     // Only a complete root is ever renamed to this name.
     if root.join("etc/debian_version").is_file() {
         return Ok(root);
@@ -127,24 +134,30 @@ fn archive_reachable() -> bool {
 
 /// debootstraps `layout` into a temporary directory next to `root`, then renames it there.
 fn build(layout: Layout, root: &Path) {
-    let cache = Path::new(CACHE);
-    std::fs::create_dir_all(cache).unwrap();
-    set_mode(cache, 0o755);
-    remove_stale_builds(cache);
+    let cache = cache();
+    std::fs::create_dir_all(&cache).unwrap();
+    set_mode(&cache, 0o755);
+    remove_stale_builds(&cache);
     let pid = std::process::id();
     let tmp = cache.join(format!(".building-{}-{pid}", layout.name()));
     let log = cache.join(format!(".building-{}-{pid}.log", layout.name()));
     let started = std::time::Instant::now();
-    let st = Command::new("debootstrap")
-        .args(["--variant=minbase", layout.debootstrap_flag(), "bullseye"])
+    // setpriv: debootstrap dies with this test, rather than writing on into a directory
+    // that the next run, seeing this pid gone, removes.
+    let st = Command::new("setpriv")
+        .args(["--pdeathsig", "KILL", "debootstrap", "--variant=minbase"])
+        .args([layout.debootstrap_flag(), "bullseye"])
         .arg(&tmp)
         .arg(MIRROR)
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log).unwrap())
         .stderr(std::fs::File::create(&log).unwrap())
         .status()
-        .expect("run debootstrap");
+        .expect("run setpriv (util-linux) and debootstrap");
     let said = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         !mounted_below(&tmp),
@@ -164,7 +177,10 @@ fn build(layout: Layout, root: &Path) {
     set_mode(&tmp, 0o755);
     if std::fs::rename(&tmp, root).is_err() {
         // Another build finished first: its root is as good.
-        assert!(root.join("etc/debian_version").is_file(), "rename to {root:?}");
+        assert!(
+            root.join("etc/debian_version").is_file(),
+            "rename to {root:?}"
+        );
         remove_all(&tmp);
     }
     let _ = std::fs::remove_file(&log);
@@ -179,7 +195,11 @@ fn remove_stale_builds(cache: &Path) {
         let Some(rest) = name.strip_prefix(".building-") else {
             continue;
         };
-        let pid = rest.trim_end_matches(".log").rsplit('-').next().unwrap_or("");
+        let pid = rest
+            .trim_end_matches(".log")
+            .rsplit('-')
+            .next()
+            .unwrap_or("");
         let ended = pid
             .parse::<u32>()
             .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
@@ -203,7 +223,7 @@ fn set_mode(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// A container on a bullseye root: a private writable /work and files bound read-only.
+/// A container on a bullseye root: a private writable /mnt and files bound read-only.
 struct Container {
     root: &'static Path,
     work: tempfile::TempDir,
@@ -229,31 +249,38 @@ impl Container {
 
     /// Binds the host file `host` read-only at `/opt/capsa/NAME`.
     fn with(mut self, host: &Path, name: &str) -> Self {
-        self.files.push((host.to_path_buf(), format!("{OPT}/{name}")));
+        self.files
+            .push((host.to_path_buf(), format!("{OPT}/{name}")));
         self
     }
 
-    /// Runs `argv` inside, in /opt/capsa, with a clean environment pointing at /work.
+    /// Runs `argv` inside, in /opt/capsa, with a clean environment pointing at /mnt.
     fn run(&self, argv: &[&str]) -> Output {
         let mut c = Command::new("bwrap");
         c.arg("--ro-bind").arg(self.root).arg("/");
-        // The host's /proc, not a new one: capsa mounts its own proc in its pid namespace,
-        // which the kernel allows only where a proc is fully visible (bwrap's --proc, as
-        // root, covers /proc/sys read-only).
-        c.args(["--bind", "/proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
-        c.arg("--bind").arg(self.work.path()).arg("/work");
-        c.args(["--tmpfs", OPT]);
+        // capsa mounts a fresh proc for its own pid namespace, which the kernel allows only
+        // where a proc is already fully visible. An unprivileged bwrap gives the container
+        // its own pid namespace and proc; as root, bwrap covers /proc/sys (and others)
+        // read-only, which forbids that mount (EPERM), so root's container sees the host's.
+        if host_ids().0 == 0 {
+            c.args(["--bind", "/proc", "/proc"]);
+        } else {
+            c.args(["--unshare-pid", "--proc", "/proc"]);
+        }
+        c.args(["--dev", "/dev", "--tmpfs", "/tmp"]);
+        c.arg("--bind").arg(self.work.path()).arg("/mnt");
+        c.args(["--tmpfs", "/opt"]);
         for (host, inside) in &self.files {
             c.arg("--ro-bind").arg(host).arg(inside);
         }
         c.args(["--chdir", OPT, "--die-with-parent", "--clearenv"]);
         for (k, v) in [
             ("PATH", "/opt/capsa:/usr/sbin:/usr/bin:/sbin:/bin"),
-            ("HOME", "/work/home"),
-            ("XDG_DATA_HOME", "/work/data"),
-            ("XDG_CACHE_HOME", "/work/cache"),
-            ("XDG_CONFIG_HOME", "/work/config"),
-            ("XDG_STATE_HOME", "/work/state"),
+            ("HOME", "/mnt/home"),
+            ("XDG_DATA_HOME", "/mnt/data"),
+            ("XDG_CACHE_HOME", "/mnt/cache"),
+            ("XDG_CONFIG_HOME", "/mnt/config"),
+            ("XDG_STATE_HOME", "/mnt/state"),
             ("TMPDIR", "/tmp"),
             ("LANG", "C.UTF-8"),
         ] {
@@ -291,7 +318,12 @@ fn check_root(c: &Container, layout: Layout) {
     );
     let lib = c.root.join("lib");
     let merged = lib.symlink_metadata().unwrap().file_type().is_symlink();
-    assert_eq!(merged, layout == Layout::MergedUsr, "{} /lib", layout.name());
+    assert_eq!(
+        merged,
+        layout == Layout::MergedUsr,
+        "{} /lib",
+        layout.name()
+    );
 }
 
 /// The bundle file runs with the static capsa; installed, it runs by its id.
@@ -304,7 +336,14 @@ fn python_bundle_runs(layout: Layout) {
     let run = ["capsa", "run", "python3.capsa", "--", "-c", PYTHON_CHECK];
     assert_eq!(c.ok(&run), "1");
     c.ok(&["capsa", "install", "--yes", "python3.capsa"]);
-    let by_id = ["capsa", "run", "org.python.Python3", "--", "-c", PYTHON_CHECK];
+    let by_id = [
+        "capsa",
+        "run",
+        "org.python.Python3",
+        "--",
+        "-c",
+        PYTHON_CHECK,
+    ];
     assert_eq!(c.ok(&by_id), "1");
 }
 
@@ -318,10 +357,15 @@ fn the_python_bundle_runs_and_installs_on_split_usr_bullseye() {
     python_bundle_runs(Layout::SplitUsr);
 }
 
-/// What the bundle is for: the host's own python3.11, copied in, needs a newer glibc.
+/// What the bundle is for: the host's own python3.11, copied in with the one library the
+/// root lacks (libexpat, as a tarball of the program would carry it), needs a newer glibc.
 #[test]
 fn the_hosts_python_copied_in_fails_for_its_glibc() {
     let host_python = Path::new("/usr/bin/python3.11");
+    let Ok(expat) = std::fs::canonicalize("/lib/x86_64-linux-gnu/libexpat.so.1") else {
+        let _: Option<()> = skip("the host's python3.11 and libexpat1 are missing");
+        return;
+    };
     if !host_python.exists() {
         let _: Option<()> = skip("/usr/bin/python3.11 is missing (apt-get install python3.11)");
         return;
@@ -329,12 +373,20 @@ fn the_hosts_python_copied_in_fails_for_its_glibc() {
     let Some(root) = bullseye(Layout::MergedUsr) else {
         return;
     };
-    let c = Container::new(root).with(host_python, "python3.11");
-    let o = c.run(&["./python3.11", "-c", PYTHON_CHECK]);
+    let c = Container::new(root)
+        .with(host_python, "python3.11")
+        .with(&expat, "lib/libexpat.so.1");
+    let o = c.run(&[
+        "env",
+        "LD_LIBRARY_PATH=/opt/capsa/lib",
+        "./python3.11",
+        "-c",
+        PYTHON_CHECK,
+    ]);
     assert!(!o.status.success(), "the host's python ran: {}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("GLIBC_2.3") && err.contains("not found"),
+        err.contains("version `GLIBC_2.3") && err.contains("not found"),
         "not a glibc version error: {err}"
     );
 }
