@@ -4,18 +4,16 @@
 //!
 //! Each root is entered as a container with bwrap (pivot_root: from inside a plain chroot the
 //! kernel refuses capsa's own user namespace), the root read-only, a private /mnt for the
-//! store and caches, and the files under test bound read-only at /opt/capsa; unprivileged,
-//! the container has its own pid namespace and proc, as root the host's (see
-//! [`Container::run`]). Inside, the
-//! python3 bundle packed on this host runs from the file and installed; the host's python3.11
-//! copied in as it is does not (its glibc symbol versions are missing); a self-executable
-//! bundle runs without any capsa in the root.
+//! store and caches, and the files under test bound read-only at /opt/capsa (the proc it
+//! gets: [`Container::run`]). Inside, the python3 bundle packed on this host runs from the
+//! file and installed; the host's python3.11 copied in does not (glibc symbol versions are
+//! missing); a self-executable bundle runs without any capsa in the root.
 //!
-//! The roots are cached in `/var/tmp/capsa-roots/` (or `$CAPSA_ROOTS`) between runs. Only root can debootstrap;
-//! a root is built in a temporary directory and renamed into place when complete, so an
-//! interrupted build never looks like a root. An unprivileged user (CI's second pass) uses
-//! the cache. Without the cache, debootstrap, bwrap or the archive the tests are skipped,
-//! unless `CAPSA_REQUIRE_PORTABLE` (or `CI=true`) makes that a failure.
+//! The roots are cached in `/var/tmp/capsa-roots/` (or `$CAPSA_ROOTS`) between runs. Only
+//! root can debootstrap; a root is built in a temporary directory and renamed into place when
+//! complete, so an interrupted build never looks like a root. An unprivileged user (CI's
+//! second pass) uses the cache. Without the cache, debootstrap, bwrap or the archive the
+//! tests are skipped, unless `CAPSA_REQUIRE_PORTABLE` (or `CI=true`) makes that a failure.
 
 mod common;
 
@@ -112,7 +110,7 @@ fn obtain(layout: Layout) -> Result<PathBuf, String> {
             root.display()
         ));
     }
-    if !have("debootstrap") && !Path::new("/usr/sbin/debootstrap").exists() {
+    if !Path::new("/usr/sbin/debootstrap").exists() {
         return Err("debootstrap is not installed (apt-get install debootstrap)".into());
     }
     if !archive_reachable() {
@@ -141,6 +139,7 @@ fn build(layout: Layout, root: &Path) {
     let pid = std::process::id();
     let tmp = cache.join(format!(".building-{}-{pid}", layout.name()));
     let log = cache.join(format!(".building-{}-{pid}.log", layout.name()));
+    let out = std::fs::File::create(&log).unwrap();
     let started = std::time::Instant::now();
     // setpriv: debootstrap dies with this test, rather than writing on into a directory
     // that the next run, seeing this pid gone, removes.
@@ -149,13 +148,10 @@ fn build(layout: Layout, root: &Path) {
         .args([layout.debootstrap_flag(), "bullseye"])
         .arg(&tmp)
         .arg(MIRROR)
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(&log).unwrap())
+        .stderr(out.try_clone().unwrap())
+        .stdout(out)
         .status()
         .expect("run setpriv (util-linux) and debootstrap");
     let said = std::fs::read_to_string(&log).unwrap_or_default();
@@ -316,14 +312,9 @@ fn check_root(c: &Container, layout: Layout) {
         ldd.lines().next().is_some_and(|l| l.ends_with(" 2.31")),
         "not glibc 2.31: {ldd}"
     );
-    let lib = c.root.join("lib");
-    let merged = lib.symlink_metadata().unwrap().file_type().is_symlink();
-    assert_eq!(
-        merged,
-        layout == Layout::MergedUsr,
-        "{} /lib",
-        layout.name()
-    );
+    let lib = c.root.join("lib").symlink_metadata().unwrap();
+    let merged = lib.file_type().is_symlink();
+    assert_eq!(merged, layout == Layout::MergedUsr, "{:?}: /lib", layout);
 }
 
 /// The bundle file runs with the static capsa; installed, it runs by its id.
@@ -333,17 +324,13 @@ fn python_bundle_runs(layout: Layout) {
         .with(&capsa_bin(), "capsa")
         .with(python_bundle(), "python3.capsa");
     check_root(&c, layout);
-    let run = ["capsa", "run", "python3.capsa", "--", "-c", PYTHON_CHECK];
-    assert_eq!(c.ok(&run), "1");
+    let check = ["--", "-c", PYTHON_CHECK];
+    assert_eq!(
+        c.ok(&[&["capsa", "run", "python3.capsa"][..], &check].concat()),
+        "1"
+    );
     c.ok(&["capsa", "install", "--yes", "python3.capsa"]);
-    let by_id = [
-        "capsa",
-        "run",
-        "org.python.Python3",
-        "--",
-        "-c",
-        PYTHON_CHECK,
-    ];
+    let by_id = [&["capsa", "run", "org.python.Python3"][..], &check].concat();
     assert_eq!(c.ok(&by_id), "1");
 }
 
@@ -362,16 +349,10 @@ fn the_python_bundle_runs_and_installs_on_split_usr_bullseye() {
 #[test]
 fn the_hosts_python_copied_in_fails_for_its_glibc() {
     let host_python = Path::new("/usr/bin/python3.11");
-    let Ok(expat) = std::fs::canonicalize("/lib/x86_64-linux-gnu/libexpat.so.1") else {
-        let _: Option<()> = skip("the host's python3.11 and libexpat1 are missing");
-        return;
-    };
-    if !host_python.exists() {
-        let _: Option<()> = skip("/usr/bin/python3.11 is missing (apt-get install python3.11)");
-        return;
-    }
-    let Some(root) = bullseye(Layout::MergedUsr) else {
-        return;
+    let expat = std::fs::canonicalize("/lib/x86_64-linux-gnu/libexpat.so.1");
+    let (Some(root), Ok(expat), true) = (bullseye(Layout::MergedUsr), expat, host_python.exists())
+    else {
+        return; // (python3.11 is a build dependency of the samples: .ci/run installs it)
     };
     let c = Container::new(root)
         .with(host_python, "python3.11")
