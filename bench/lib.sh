@@ -142,7 +142,7 @@ bench_capsa() {
         have cargo || die "cargo not found (or set CAPSA=/path/to/capsa)"
         log "cargo build --release --locked (waits if another build holds the lock)"
         (cd "$ROOT" && cargo build --release --locked --quiet) >&2 || die "cargo build --release --locked failed"
-        bin=${CARGO_TARGET_DIR:-$ROOT/target}/release/capsa
+        bin=${CARGO_TARGET_DIR:-$ROOT/target}/x86_64-unknown-linux-gnu/release/capsa
     fi
     [ -x "$bin" ] || die "no capsa binary at $bin"
     # A copy: readable by the measuring user wherever the tree is, and not replaced by a

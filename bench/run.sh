@@ -69,7 +69,7 @@ else
     log "cargo build --release (waits if another build holds the lock)"
     (cd "$ROOT" && cargo build --release) >&2 ||
         die "cargo build --release failed (to bench an existing binary: CAPSA=path/to/capsa bash bench/run.sh)"
-    CAPSA_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/capsa
+    CAPSA_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/x86_64-unknown-linux-gnu/release/capsa
 fi
 [ -x "$CAPSA_BIN" ] || die "no capsa binary at $CAPSA_BIN"
 CAPSA_BIN=$(realpath "$CAPSA_BIN")

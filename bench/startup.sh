@@ -15,7 +15,7 @@ if [ "$(id -u)" = 0 ]; then
     done
 fi
 cargo build --release --locked --quiet
-capsa=$PWD/target/release/capsa
+capsa=$PWD/target/x86_64-unknown-linux-gnu/release/capsa   # static: see .cargo/config.toml
 work=$(mktemp -d /var/tmp/capsa-startup.XXXXXX)
 cleanup() { chmod -R u+rwx "$work" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT

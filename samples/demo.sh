@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --locked --quiet
-capsa=$PWD/target/release/capsa
+capsa=$PWD/target/x86_64-unknown-linux-gnu/release/capsa   # static: see .cargo/config.toml
 out=$(mktemp -d /tmp/capsa-demo.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 # A private store and cache for the demo, so it leaves nothing behind.
