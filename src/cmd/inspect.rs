@@ -68,8 +68,7 @@ fn stub_text(s: &StubState) -> Option<String> {
 }
 
 pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
-    let b = Bundle::open(&a.bundle)
-        .with_context(|| format!("cannot open bundle {}", a.bundle.display()))?;
+    let b = super::bundle_file::open(&a.bundle)?;
     show(&b, &a, &a.bundle)
 }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand; each turns arguments into a library call and prints the result.
 
+mod bundle_file;
 mod capture;
 mod extract;
 mod inspect;

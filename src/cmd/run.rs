@@ -33,7 +33,12 @@ fn launch_fail(e: LaunchError) -> ExitCode {
 /// A name with a `/` or the `.capsa` suffix is a file; anything else an installed app.
 fn source(name: &str) -> anyhow::Result<Source> {
     if name.contains('/') || name.ends_with(".capsa") {
-        return Ok(Source::Bundle(PathBuf::from(name)));
+        let path = PathBuf::from(name);
+        if path.symlink_metadata().is_err() {
+            let why = " (a name with a `/` or ending in .capsa is a bundle file)";
+            return Err(super::bundle_file::missing(&path, why));
+        }
+        return Ok(Source::Bundle(path));
     }
     let layout = store::Layout::user();
     let r = store::Release::current(&layout, name)?;

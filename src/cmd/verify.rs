@@ -98,6 +98,15 @@ pub fn verify_named(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let key = key.map(PublicKey::load).transpose()?;
+    if path.symlink_metadata().is_err() {
+        let e = super::bundle_file::missing(name, "");
+        if !json {
+            return Err(e);
+        }
+        let v = serde_json::json!({"ok": false, "error": e.to_string()});
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::from(1));
+    }
     let result = check(path, key.as_ref());
     let same = match &result {
         Ok(Verified { stub: Some(s), .. }) => is_own_elf(&s.note.elf_sha256),
