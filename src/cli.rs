@@ -144,8 +144,16 @@ pub struct PackArgs {
 #[command(group(clap::ArgGroup::new("json_output").args(["report", "trace_missing"]).multiple(true)))]
 pub struct RunArgs {
     /// A bundle file (a name with a `/` or ending in `.capsa`), or the id of an installed
-    /// app (never a file in the current directory).
-    pub app: String,
+    /// app (never a file in the current directory); then the app's arguments. Everything
+    /// after APP goes to the app, options such as --help or --version too; a `--` right
+    /// after APP is optional (and not passed on).
+    #[arg(
+        value_names = ["APP", "ARGS"],
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
+    )]
+    pub app: Vec<String>,
     /// Grant what the bundle asks for without asking, and remember it (bundle files only;
     /// installed apps had their consent at install).
     #[arg(short, long)]
@@ -193,9 +201,6 @@ pub struct RunArgs {
     /// Refuse to start unless Landlock is fully enforced.
     #[arg(long)]
     pub require_landlock: bool,
-    /// Arguments for the app (put them after `--`).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
 }
 
 /// Install a bundle or an app from a remote into your app store, with its desktop entry, icon

@@ -221,7 +221,22 @@ fn print_missing(o: &TraceOutcome, json: bool) {
     }
 }
 
+/// The app's name and its arguments, from `APP [--] ARGS...`: a `--` right after the name is
+/// optional and dropped, whatever follows it is the app's.
+fn split(words: Vec<String>) -> Option<(String, Vec<String>)> {
+    let mut words = words.into_iter();
+    let app = words.next()?;
+    let mut args: Vec<String> = words.collect();
+    if args.first().is_some_and(|a| a == "--") {
+        args.remove(0);
+    }
+    Some((app, args))
+}
+
 pub fn run(a: RunArgs) -> ExitCode {
+    let Some((name, args)) = split(a.app) else {
+        return fail(anyhow::anyhow!("capsa run needs an app: a bundle file or an app id"), 125, None);
+    };
     let key = match a
         .key
         .as_deref()
@@ -231,7 +246,7 @@ pub fn run(a: RunArgs) -> ExitCode {
         Ok(k) => k,
         Err(e) => return fail(e.into(), 125, None),
     };
-    let src = match source(&a.app) {
+    let src = match source(&name) {
         Ok(s) => s,
         Err(e) => return fail(e, 125, None),
     };
@@ -250,7 +265,7 @@ pub fn run(a: RunArgs) -> ExitCode {
     let options = RunOptions {
         command: a.command,
         env: a.env,
-        args: a.args,
+        args,
         ephemeral: a.ephemeral,
         require_landlock: a.require_landlock,
         open_files: a.open_files,
