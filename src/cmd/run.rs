@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use launcher::{
-    App, Changes, Command, LaunchError, Lookup, Permission, RunOptions, Source, TraceOutcome,
+    App, Before, Changes, Command, LaunchError, Lookup, Permission, RunOptions, Source, TraceOutcome,
 };
 use userdata::consent::{self, Answer};
 use userdata::Grants;
@@ -274,7 +274,10 @@ pub fn run(a: RunArgs) -> ExitCode {
     let mut cmd = Command::new(app);
     cmd.grants(g).options(options).report(a.report);
     let json = a.json;
-    let child = match cmd.spawn(&mut |r| print_report(r, json)) {
+    let child = match cmd.spawn(&mut |b| match b {
+        Before::Unmet(n) => eprintln!("capsa: warning: {n}; the app starts without it"),
+        Before::Report(r) => print_report(r, json),
+    }) {
         Ok(c) => c,
         Err(e) => return launch_fail(e),
     };
