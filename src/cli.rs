@@ -66,7 +66,9 @@ verifies and publishes like one; the file is written with mode 0755.";
 /// Reads a recipe (capsa.toml), captures the listed binaries with the shared libraries they
 /// need (following the dynamic loader's search order) and the loader itself, the listed files
 /// and folders, and writes a reproducible .capsa bundle: the same inputs give the same bytes.
-/// SOURCE_DATE_EPOCH, when set, is the bundle's creation time and clamps stored mtimes.
+/// SOURCE_DATE_EPOCH, when set, is the bundle's creation time and clamps stored mtimes; unset,
+/// the bundle records no time (the manifest's `created` is 0, which inspect shows as "not
+/// recorded"), so packing the same inputs later gives the same bytes.
 ///
 /// --self-exec writes a self-executable bundle: run it and it runs the app, sandboxed, with
 /// no capsa installed. With --from, the stub is added to (or replaced on) an existing bundle
@@ -304,6 +306,10 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 }
 
 /// Show a bundle's manifest, layers, permissions and signature state.
+///
+/// `created` is the SOURCE_DATE_EPOCH the bundle was packed with; 0 (in --json, shown as "not
+/// recorded" in the text) when it was packed without one: a reproducible bundle does not
+/// record when it was made.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     pub bundle: PathBuf,
