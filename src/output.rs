@@ -21,7 +21,7 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// `12.3 MB`-style sizes (decimal units, as `du --si`).
 pub fn size(n: u64) -> String {
@@ -88,7 +88,10 @@ pub fn bar(message: &'static str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let pb = ProgressBar::new(0);
+    styled(ProgressBar::new(0), message)
+}
+
+fn styled(pb: ProgressBar, message: &'static str) -> ProgressBar {
     pb.set_style(
         ProgressStyle::with_template(
             "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
@@ -100,17 +103,38 @@ pub fn bar(message: &'static str) -> ProgressBar {
     pb
 }
 
-/// Adapts a progress bar to the packer's progress trait.
-pub struct PackBar(pub ProgressBar);
+/// Adapts a progress bar to the packer's progress trait: the bytes of the layers' tar streams
+/// compressed, shown (on a terminal) from the moment compression starts.
+pub struct PackBar {
+    bar: ProgressBar,
+    shown: bool,
+}
+
+impl PackBar {
+    pub fn new(message: &'static str) -> Self {
+        // Capturing comes first and can take a while: no empty bar meanwhile.
+        let hidden = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
+        Self {
+            bar: styled(hidden, message),
+            shown: std::io::stderr().is_terminal(),
+        }
+    }
+}
 
 impl packer::Progress for PackBar {
     fn start(&mut self, total: u64) {
-        self.0.set_length(total);
+        self.bar.set_length(total);
+        self.bar.reset_eta();
+        if self.shown {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
     }
-    fn advance(&mut self, bytes: u64) {
-        self.0.inc(bytes);
+    fn compressed(&mut self, bytes: u64) {
+        // The total is an estimate of the tar streams' size: never past it.
+        self.bar
+            .set_position(bytes.min(self.bar.length().unwrap_or(bytes)));
     }
     fn finish(&mut self) {
-        self.0.finish_and_clear();
+        self.bar.finish_and_clear();
     }
 }
