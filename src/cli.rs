@@ -28,6 +28,7 @@ pub enum Command {
     Reset(AppArgs),
     Diff(DiffArgs),
     Integrate(IntegrateArgs),
+    Gc(GcArgs),
     Inspect(InspectArgs),
     Verify(VerifyArgs),
     Extract(ExtractArgs),
@@ -287,6 +288,37 @@ pub struct AppArgs {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     pub app: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+const GC_AFTER_HELP: &str = "\
+WHAT IS KEPT
+  The layers an installed app's current or previous release names (an installed app runs from
+the store in $XDG_DATA_HOME/capsa, which its uninstall cleans; its cached copy is kept for the
+bundle file), and every entry a running sandbox uses: each run holds a lock on the entries it
+uses until it ends, and gc never waits for one. A bundle file run again after gc is unpacked
+again.
+
+CRASH SAFETY
+  An entry leaves its place in one rename into a .gc-* directory beside it before it is
+deleted: a gc killed half-way leaves that directory, never part of an entry, and the next gc
+removes it.
+
+EXIT STATUS
+  0 when the cache was collected (also when there was nothing to free); 1 on an error.";
+
+/// Free the layer cache ($XDG_CACHE_HOME/capsa) of what no installed app or running app needs.
+///
+/// Removes the layers unpacked for bundle files you ran, the read-only roots merged from
+/// them and the leftovers of killed runs, and prints each entry removed and the space freed.
+#[derive(Debug, Args)]
+#[command(after_long_help = GC_AFTER_HELP)]
+pub struct GcArgs {
+    /// Print what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use userdata::cache::gc::{self, InUse};
 use userdata::cache::LayerCache;
 use userdata::state::AppState;
 use userdata::{dirs, Grants};
@@ -98,6 +99,14 @@ impl Command {
         let scratch = cache_root.join("mnt");
         dirs::private_dir(&scratch)?;
         let app = &self.app;
+        // A bundle file's layers come from the cache: `capsa gc` leaves them while this runs.
+        let mut in_use = match app.is_installed() {
+            true => InUse::default(),
+            false => gc::hold(
+                &cache_root,
+                app.manifest.layers.iter().map(|l| gc::layer_lock(&l.digest)),
+            )?,
+        };
         let (trees, layers) = app.trees(&cache_root)?;
         let spec = SandboxSpec::new(
             &app.manifest,
@@ -154,6 +163,7 @@ impl Command {
             }
         };
         if std::env::var("CAPSA_OVERLAY").is_ok_and(|v| v == "off") {
+            in_use.extend(gc::hold(&cache_root, [gc::merged_lock(&app.digest)])?);
             dirs.root.mode =
                 self.read_only_root(&spec, &host, &dirs, &trees, Fallback::Disabled)?;
             dirs.root.lowers.clear();
@@ -164,6 +174,7 @@ impl Command {
         );
         let mut child = match first {
             Err(LaunchError::Child(e)) if e.call == Call::MountOverlay => {
+                in_use.extend(gc::hold(&cache_root, [gc::merged_lock(&app.digest)])?);
                 dirs.root.mode = self.read_only_root(
                     &spec,
                     &host,
@@ -180,6 +191,7 @@ impl Command {
         };
         child.state = state;
         child.replaced = replaced;
+        child.in_use = in_use;
         Ok(child)
     }
 
@@ -270,6 +282,7 @@ impl Command {
             created: Vec::new(),
             replaced: Vec::new(),
             trace: plan.trace_missing,
+            in_use: InUse::default(),
         };
 
         let mut failure = None;

@@ -23,7 +23,9 @@
 //! (the launcher clones right after); nothing in a tree is ever written after its rename into
 //! place, not even a mode.
 
+pub mod gc;
 pub mod seal;
+mod tally;
 #[cfg(test)]
 mod tests;
 pub mod verify;
