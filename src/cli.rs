@@ -121,6 +121,28 @@ pub struct PackArgs {
     pub from: Option<PathBuf>,
 }
 
+const RUN_AFTER_HELP: &str = "\
+APP AND ITS ARGUMENTS
+  A name with a `/` or ending in .capsa is a bundle file (a missing one is an error naming
+it); anything else is the id of an installed app, never a file in the current directory.
+Everything after APP goes to the app, options too: `capsa run APP --version` runs the app
+with --version. Put capsa's own options before APP. A `--` right after APP is optional and
+not passed on (`capsa run APP -- -- x` passes `-- x`).
+
+CONSENT
+  Declining is not an error: the app starts with the grants agreed to (at least the safe
+default), and capsa says which ones it withheld and how to give them.
+
+HOST SOCKETS
+  A grant the host cannot honour is not faked: socket=x11 with no DISPLAY set, or a Wayland,
+PulseAudio, PipeWire or session-bus socket, a device or a path the host does not have. capsa
+warns before the app starts, naming the variable or path, and the app starts without it.
+
+EXIT STATUS
+  The app's (128+N if it was killed by signal N), also when you declined a grant; 125 when
+capsa fails (a usage error too); 126 when the command cannot be executed; 127 when it is not
+found.";
+
 /// Run a bundle in an unprivileged sandbox, as if installed.
 ///
 /// The app's layers become its root (overlayfs), with a persistent per-app writable layer and
@@ -144,6 +166,7 @@ pub struct PackArgs {
 /// --report shows, for each layer, what the plan sets up and what the kernel confirmed
 /// (Landlock ABI, enforcement, each right the ABI lacks); it claims nothing else.
 #[derive(Debug, Args)]
+#[command(after_long_help = RUN_AFTER_HELP)]
 #[command(group(clap::ArgGroup::new("json_output").args(["report", "trace_missing"]).multiple(true)))]
 pub struct RunArgs {
     /// A bundle file (a name with a `/` or ending in `.capsa`), or the id of an installed
@@ -206,6 +229,12 @@ pub struct RunArgs {
     pub require_landlock: bool,
 }
 
+const INSTALL_AFTER_HELP: &str = "\
+EXIT STATUS
+  0 when the app was installed or updated, or was installed already, and when you declined at
+the prompt (nothing changed, and capsa says so); 1 on an error (the message says why; a
+bundle file that does not exist is named as missing); 2 on a usage error.";
+
 /// Install a bundle or an app from a remote into your app store, with its desktop entry, icon
 /// and file types.
 ///
@@ -213,6 +242,7 @@ pub struct RunArgs {
 /// shares layers with apps already installed, and switches to the new version atomically; the
 /// previous version is kept for rollback.
 #[derive(Debug, Args)]
+#[command(after_long_help = INSTALL_AFTER_HELP)]
 pub struct InstallArgs {
     /// A bundle file, or the id of an app in a remote repository (a path that exists is a
     /// file; otherwise an app id is looked up in the remotes).
