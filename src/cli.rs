@@ -244,8 +244,9 @@ bundle file that does not exist is named as missing); 2 on a usage error.";
 #[derive(Debug, Args)]
 #[command(after_long_help = INSTALL_AFTER_HELP)]
 pub struct InstallArgs {
-    /// A bundle file, or the id of an app in a remote repository (a path that exists is a
-    /// file; otherwise an app id is looked up in the remotes).
+    /// A bundle file, or the id of an app in a remote repository (a path that exists, or a
+    /// name with a `/` or ending in `.capsa`, is a file; otherwise an app id is looked up in
+    /// the remotes).
     #[arg(value_name = "BUNDLE|APP-ID")]
     pub target: PathBuf,
     /// Install from this remote (default: the only remote offering the app).

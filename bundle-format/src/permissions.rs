@@ -116,7 +116,8 @@ impl FromStr for Permission {
 }
 
 /// The accepted forms of the network permission, for messages.
-pub const NETWORK_FORMS: &str = "`network` (the whole network) or `network=tcp:PORT[,tcp:PORT...]` \
+pub const NETWORK_FORMS: &str =
+    "`network` (the whole network) or `network=tcp:PORT[,tcp:PORT...]` \
      (those TCP ports, 1-65535); in a recipe, network = true, false or \"tcp:443,tcp:80\"";
 
 /// The value of `network=VALUE`: TCP ports, sorted, once each; else why not.

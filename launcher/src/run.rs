@@ -104,7 +104,10 @@ impl Command {
             true => InUse::default(),
             false => gc::hold(
                 &cache_root,
-                app.manifest.layers.iter().map(|l| gc::layer_lock(&l.digest)),
+                app.manifest
+                    .layers
+                    .iter()
+                    .map(|l| gc::layer_lock(&l.digest)),
             )?,
         };
         let (trees, layers) = app.trees(&cache_root)?;
@@ -169,9 +172,7 @@ impl Command {
             dirs.root.lowers.clear();
         }
         let st = state.as_ref();
-        let first = self.launch(
-            &spec, &host, &dirs, &seccomp, &scratch, layers, st, before,
-        );
+        let first = self.launch(&spec, &host, &dirs, &seccomp, &scratch, layers, st, before);
         let mut child = match first {
             Err(LaunchError::Child(e)) if e.call == Call::MountOverlay => {
                 in_use.extend(gc::hold(&cache_root, [gc::merged_lock(&app.digest)])?);
@@ -183,9 +184,7 @@ impl Command {
                     Fallback::Unavailable(e.errno),
                 )?;
                 dirs.root.lowers.clear();
-                self.launch(
-                    &spec, &host, &dirs, &seccomp, &scratch, layers, st, before,
-                )?
+                self.launch(&spec, &host, &dirs, &seccomp, &scratch, layers, st, before)?
             }
             other => other?,
         };

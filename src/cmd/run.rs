@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use launcher::{
-    App, Before, Changes, Command, LaunchError, Lookup, Permission, RunOptions, Source, TraceOutcome,
+    App, Before, Changes, Command, LaunchError, Lookup, Permission, RunOptions, Source,
+    TraceOutcome,
 };
 use userdata::consent::{self, Answer};
 use userdata::Grants;
@@ -235,7 +236,11 @@ fn split(words: Vec<String>) -> Option<(String, Vec<String>)> {
 
 pub fn run(a: RunArgs) -> ExitCode {
     let Some((name, args)) = split(a.app) else {
-        return fail(anyhow::anyhow!("capsa run needs an app: a bundle file or an app id"), 125, None);
+        return fail(
+            anyhow::anyhow!("capsa run needs an app: a bundle file or an app id"),
+            125,
+            None,
+        );
     };
     let key = match a
         .key

@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use bundle_format::stub::StubCheck;
 use bundle_format::{Bundle, Digest, PublicKey, SignatureState, StubNote};
 
@@ -122,7 +121,10 @@ pub fn verify_named(
             }),
             Err(e) => serde_json::json!({
                 "ok": false,
-                "error": format!("{} failed verification: {}", name.display(), chain(e)),
+                "error": match e {
+                    bundle_format::Error::Open { .. } => chain(e),
+                    e => format!("{} failed verification: {}", name.display(), chain(e)),
+                },
             }),
         };
         outln!("{}", serde_json::to_string_pretty(&v)?);
@@ -132,7 +134,11 @@ pub fn verify_named(
             ExitCode::from(1)
         });
     }
-    let r = result.with_context(|| format!("{} failed verification", name.display()))?;
+    let r = result.map_err(|e| match e {
+        // Its message names the file, and says why it cannot be opened.
+        bundle_format::Error::Open { .. } => anyhow::Error::new(e),
+        e => anyhow::Error::new(e).context(format!("{} failed verification", name.display())),
+    })?;
     let m = r.bundle.manifest();
     outln!(
         "{}: ok ({} {}, {}, manifest {})",
@@ -152,7 +158,7 @@ pub fn verify_named(
             )
         };
         outln!(
-            "  stub: capsa {}, sha256 {}, matches its record; {}; {this}",
+            "  stub: capsa {}, ELF {}, matches its record; {}; {this}",
             s.note.capsa_version,
             s.note.elf_sha256,
             signature_text(&s.signature, "unsigned (integrity only)"),

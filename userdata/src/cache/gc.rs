@@ -28,6 +28,9 @@ use super::tally::Tally;
 use crate::error::{prep, DataError};
 use crate::state::{open_lock, same_file};
 
+#[cfg(test)]
+mod tests;
+
 /// Age after which trash and staging that no lock covers are taken for a killed run's.
 pub const STALE: Duration = Duration::from_secs(3600);
 
