@@ -73,16 +73,6 @@ pub fn error_chain(err: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(super::utc(1_704_164_645), "2024-01-02 03:04:05 UTC");
-    }
-}
-
 /// A byte progress bar on stderr when it is a terminal; hidden otherwise.
 pub fn bar(message: &'static str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
@@ -136,5 +126,15 @@ impl packer::Progress for PackBar {
     }
     fn finish(&mut self) {
         self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(super::utc(1_704_164_645), "2024-01-02 03:04:05 UTC");
     }
 }

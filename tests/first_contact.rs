@@ -360,7 +360,7 @@ fn gc_frees_a_bundle_files_cache_and_keeps_installed_layers() {
     }
     let env = StoreEnv::new();
     let cached = env.dir.path().join("cache/capsa/layers");
-    let (hello, note) = (s(hello_bundle()), s(note_bundle()));
+    let hello = s(hello_bundle());
     assert!(env.ok(&["run", hello]).contains("hello from capsa"));
     env.install(note_bundle());
     let store_layers = env.layer_dirs();
