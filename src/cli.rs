@@ -41,6 +41,7 @@ pub enum Command {
     Reset(AppArgs),
     Diff(DiffArgs),
     Integrate(IntegrateArgs),
+    Gc(GcArgs),
     Inspect(InspectArgs),
     Verify(VerifyArgs),
     Extract(ExtractArgs),
@@ -121,7 +122,9 @@ capsa-strip-stub(1)
 /// Reads a recipe (capsa.toml), captures the listed binaries with the shared libraries they
 /// need (following the dynamic loader's search order) and the loader itself, the listed files
 /// and folders, and writes a reproducible .capsa bundle: the same inputs give the same bytes.
-/// SOURCE_DATE_EPOCH, when set, is the bundle's creation time and clamps stored mtimes.
+/// SOURCE_DATE_EPOCH, when set, is the bundle's creation time and clamps stored mtimes; unset,
+/// the bundle records no time (the manifest's `created` is 0, which inspect shows as "not
+/// recorded"), so packing the same inputs later gives the same bytes.
 ///
 /// --self-exec writes a self-executable bundle: run it and it runs the app, sandboxed, with
 /// no capsa installed. With --from, the stub is added to (or replaced on) an existing bundle
@@ -200,8 +203,16 @@ pub struct PackArgs {
 #[command(group(clap::ArgGroup::new("json_output").args(["report", "trace_missing"]).multiple(true)))]
 pub struct RunArgs {
     /// A bundle file (a name with a `/` or ending in `.capsa`), or the id of an installed
-    /// app (never a file in the current directory).
-    pub app: String,
+    /// app (never a file in the current directory); then the app's arguments. Everything
+    /// after APP goes to the app, options such as --help or --version too; a `--` right
+    /// after APP is optional (and not passed on).
+    #[arg(
+        value_names = ["APP", "ARGS"],
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
+    )]
+    pub app: Vec<String>,
     /// Grant what the bundle asks for without asking, and remember it (bundle files only;
     /// installed apps had their consent at install).
     #[arg(short, long)]
@@ -249,9 +260,6 @@ pub struct RunArgs {
     /// Refuse to start unless Landlock is fully enforced.
     #[arg(long)]
     pub require_landlock: bool,
-    /// Arguments for the app (put them after `--`).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
 }
 
 /// Install a bundle or an app from a remote into your app store, with its desktop entry, icon
@@ -263,8 +271,9 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 #[command(after_long_help = help::INSTALL)]
 pub struct InstallArgs {
-    /// A bundle file, or the id of an app in a remote repository (a path that exists is a
-    /// file; otherwise an app id is looked up in the remotes).
+    /// A bundle file, or the id of an app in a remote repository (a path that exists, or a
+    /// name with a `/` or ending in `.capsa`, is a file; otherwise an app id is looked up in
+    /// the remotes).
     #[arg(value_name = "BUNDLE|APP-ID")]
     pub target: PathBuf,
     /// Install from this remote (default: the only remote offering the app).
@@ -376,6 +385,21 @@ pub struct DiffArgs {
     pub json: bool,
 }
 
+/// Free the layer cache ($XDG_CACHE_HOME/capsa) of what no installed app or running app needs.
+///
+/// Removes the layers unpacked for bundle files you ran, the read-only roots merged from
+/// them and the leftovers of killed runs, and prints each entry removed and the space freed.
+#[derive(Debug, Args)]
+#[command(after_long_help = help::GC)]
+pub struct GcArgs {
+    /// Print what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Make .capsa files open with Capsa on the desktop (MIME type and desktop entry).
 ///
 /// Registers the type of bundle files (by the .capsa suffix and the bundle magic) and a
@@ -399,6 +423,10 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 ///
 /// Reads the bundle without unpacking its layers and says whether its signatures are valid
 /// for its manifest; `capsa verify` checks every byte.
+///
+/// `created` is the SOURCE_DATE_EPOCH the bundle was packed with; 0 (in --json, shown as "not
+/// recorded" in the text) when it was packed without one: a reproducible bundle does not
+/// record when it was made.
 #[derive(Debug, Args)]
 #[command(after_long_help = help::INSPECT)]
 pub struct InspectArgs {

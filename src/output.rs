@@ -21,7 +21,7 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// `12.3 MB`-style sizes (decimal units, as `du --si`).
 pub fn size(n: u64) -> String {
@@ -37,6 +37,28 @@ pub fn size(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
+}
+
+/// Seconds since the epoch as `2024-05-01 12:00:00 UTC` (the proleptic Gregorian calendar).
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// The error and its causes on one line: `a: b: c`.
@@ -56,7 +78,10 @@ pub fn bar(message: &'static str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let pb = ProgressBar::new(0);
+    styled(ProgressBar::new(0), message)
+}
+
+fn styled(pb: ProgressBar, message: &'static str) -> ProgressBar {
     pb.set_style(
         ProgressStyle::with_template(
             "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
@@ -68,17 +93,48 @@ pub fn bar(message: &'static str) -> ProgressBar {
     pb
 }
 
-/// Adapts a progress bar to the packer's progress trait.
-pub struct PackBar(pub ProgressBar);
+/// Adapts a progress bar to the packer's progress trait: the bytes of the layers' tar streams
+/// compressed, shown (on a terminal) from the moment compression starts.
+pub struct PackBar {
+    bar: ProgressBar,
+    shown: bool,
+}
+
+impl PackBar {
+    pub fn new(message: &'static str) -> Self {
+        // Capturing comes first and can take a while: no empty bar meanwhile.
+        let hidden = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
+        Self {
+            bar: styled(hidden, message),
+            shown: std::io::stderr().is_terminal(),
+        }
+    }
+}
 
 impl packer::Progress for PackBar {
     fn start(&mut self, total: u64) {
-        self.0.set_length(total);
+        self.bar.set_length(total);
+        self.bar.reset_eta();
+        if self.shown {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
     }
-    fn advance(&mut self, bytes: u64) {
-        self.0.inc(bytes);
+    fn compressed(&mut self, bytes: u64) {
+        // The total is an estimate of the tar streams' size: never past it.
+        self.bar
+            .set_position(bytes.min(self.bar.length().unwrap_or(bytes)));
     }
     fn finish(&mut self) {
-        self.0.finish_and_clear();
+        self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(super::utc(1_704_164_645), "2024-01-02 03:04:05 UTC");
     }
 }

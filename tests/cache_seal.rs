@@ -46,7 +46,7 @@ fn entry_with(layers: &Path, rel: &str) -> PathBuf {
 const HELLO_BIN: &str = "usr/local/bin/capsa-hello";
 
 fn run_hello(iso: &Isolated, bundle: &Path) -> Output {
-    iso.run(&["run", bundle.to_str().unwrap(), "--report"])
+    iso.run(&["run", "--report", bundle.to_str().unwrap()])
 }
 
 /// Runs `bundle` and asserts the app ran; returns the report and output.

@@ -76,9 +76,9 @@ fn getent_finds_the_running_user_through_the_base_nsswitch() {
     let env = Isolated::new();
     let o = env.run(&[
         "run",
-        b.to_str().unwrap(),
         "--command",
         "/sbin/ldconfig",
+        b.to_str().unwrap(),
         "-p",
     ]);
     assert!(o.status.success(), "{}", text(&o));
@@ -89,9 +89,9 @@ fn getent_finds_the_running_user_through_the_base_nsswitch() {
     );
     let o = env.run(&[
         "run",
-        b.to_str().unwrap(),
         "--command",
         "/bin/sh",
+        b.to_str().unwrap(),
         "-c",
         "echo sh-ok",
     ]);

@@ -43,9 +43,9 @@ impl Env {
     }
     fn python(&self, code: &str, extra: &[&str]) -> Output {
         let b = python_bundle().to_str().unwrap().to_owned();
-        let mut args = vec!["run", b.as_str()];
+        let mut args = vec!["run"];
         args.extend_from_slice(extra);
-        args.extend(["--", "-c", code]);
+        args.extend([b.as_str(), "--", "-c", code]);
         self.run(&args)
     }
     fn state(&self, id: &str) -> PathBuf {
@@ -110,15 +110,15 @@ fn exit_codes_and_signals_pass_through() {
         Some(128 + 15)
     );
     let b = python_bundle().to_str().unwrap();
-    let o = env.run(&["run", b, "--command", "/usr/bin/nonexistent"]);
+    let o = env.run(&["run", "--command", "/usr/bin/nonexistent", b]);
     assert_eq!(o.status.code(), Some(127), "{}", text(&o));
     assert!(text(&o).contains("command not found"), "{}", text(&o));
-    let o = env.run(&["run", b, "--command", "/etc/passwd"]);
+    let o = env.run(&["run", "--command", "/etc/passwd", b]);
     assert_eq!(o.status.code(), Some(126), "{}", text(&o));
-    let o = env.run(&["run", b, "--allow", "netwrok"]);
+    let o = env.run(&["run", "--allow", "netwrok", b]);
     assert_eq!(o.status.code(), Some(125), "{}", text(&o));
     assert!(text(&o).contains("netwrok"));
-    let o = env.run(&["run", b, "--deny", "network=tcp:443"]);
+    let o = env.run(&["run", "--deny", "network=tcp:443", b]);
     assert_eq!(o.status.code(), Some(125), "{}", text(&o));
     // A signal sent to the launcher reaches the app (which reports it and exits 3).
     let mut child = env
@@ -341,9 +341,9 @@ fn damaged_bundles_and_bad_requests_fail_with_125_and_leave_nothing() {
     assert_eq!(o.status.code(), Some(125));
     let o = env.run(&[
         "run",
-        python_bundle().to_str().unwrap(),
         "--deny",
         "filesystem=home:ro",
+        python_bundle().to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(125), "{}", text(&o));
     assert!(text(&o).contains("access mode"), "{}", text(&o));
@@ -382,7 +382,7 @@ fn without_overlayfs_the_root_is_read_only_and_the_report_says_so() {
     }
     let env = Env::new();
     let o = env
-        .cmd(&["run", python_bundle().to_str().unwrap(), "--report", "--", "-c", "import ssl, os\ntry:\n    open('/usr/x', 'w')\nexcept OSError as e:\n    print('errno', e.errno)\nopen(os.path.expanduser('~/kept'), 'w').write('y')"])
+        .cmd(&["run", "--report", python_bundle().to_str().unwrap(), "--", "-c", "import ssl, os\ntry:\n    open('/usr/x', 'w')\nexcept OSError as e:\n    print('errno', e.errno)\nopen(os.path.expanduser('~/kept'), 'w').write('y')"])
         .env("CAPSA_OVERLAY", "off")
         .output()
         .unwrap();
@@ -442,9 +442,9 @@ fn sbx_15_capsa_directories_stay_hidden_under_a_home_grant() {
     let code = "import os\nd = os.path.expanduser('~/.local/share/capsa')\nprint(sorted(os.listdir(d)), sorted(os.listdir(os.path.expanduser('~/.cache/capsa'))))\ntry:\n    open(d + '/overrides/org.python.Python3.json', 'w').write('{\"allow\":[\"network\"],\"deny\":[]}')\nexcept OSError as e:\n    print('errno', e.errno)";
     let o = capsa(&[
         "run",
-        python_bundle().to_str().unwrap(),
         "--allow",
         "filesystem=home",
+        python_bundle().to_str().unwrap(),
         "--",
         "-c",
         code,
@@ -463,9 +463,9 @@ fn sbx_15_capsa_directories_stay_hidden_under_a_home_grant() {
     // The app still has the rest of the home it was granted.
     let o = capsa(&[
         "run",
-        python_bundle().to_str().unwrap(),
         "--allow",
         "filesystem=home",
+        python_bundle().to_str().unwrap(),
         "--",
         "-c",
         "import os; open(os.path.expanduser('~/granted.txt'), 'w').write('ok')",

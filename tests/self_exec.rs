@@ -181,7 +181,7 @@ fn a_self_exec_hello_runs_installs_verifies_and_publishes_like_a_plain_bundle() 
 
     // verify, inspect: the stub's record, its signature by the trusted key, and this capsa.
     let v = ok(&["verify", "--key", s(&r.path("publisher.pub")), s(&app)]);
-    assert!(v.contains("stub: capsa 0.1.0, sha256 sha256:"), "{v}");
+    assert!(v.contains("stub: capsa 0.1.0, ELF sha256:"), "{v}");
     assert!(
         v.contains("matches its record; signed by trusted key"),
         "{v}"

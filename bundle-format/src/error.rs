@@ -33,7 +33,8 @@ pub enum Error {
     Damaged { part: String, problem: String },
     #[error("invalid manifest")]
     Manifest(#[from] ManifestError),
-    #[error("{part} is damaged: sha256 {actual} does not match the expected {expected}")]
+    /// `actual` is kept for callers; the message names the recorded digest once.
+    #[error("{part} is damaged: its bytes do not match the recorded digest {expected}")]
     DigestMismatch {
         part: String,
         expected: Digest,
@@ -74,6 +75,23 @@ pub enum Error {
     FormatTooNew { needs: u16, reads: u16 },
     #[error(transparent)]
     Stub(#[from] StubError),
+}
+
+impl Error {
+    /// Whether the bundle's own bytes are wrong (a cut download, a disk error, tampering),
+    /// as opposed to a failure to read or write them.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            Self::NotABundle(_)
+                | Self::Layout { .. }
+                | Self::Damaged { .. }
+                | Self::Manifest(_)
+                | Self::DigestMismatch { .. }
+                | Self::Toc { .. }
+                | Self::Entry { .. }
+        )
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -10,6 +10,10 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use zstd::zstd_safe::CParameter;
 
 use crate::digest::{Digest, HashingReader, HashingWriter, LimitReader};
 use crate::error::{read_err, Error, Result};
@@ -46,13 +50,14 @@ pub struct LayerStats {
     pub tar_size: u64,
 }
 
-type Zw = zstd::stream::write::Encoder<'static, HashingWriter<BufWriter<File>>>;
+type Zw = crate::zwrite::Encoder<HashingWriter<BufWriter<File>>>;
 
 /// Writes one layer blob into a file, collecting its TOC.
 pub struct LayerWriter {
     tar: tar::Builder<HashingWriter<Zw>>,
     entries: Vec<TocEntry>,
     mtime: u64,
+    compressed: Arc<AtomicU64>,
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
@@ -82,18 +87,29 @@ impl LayerWriter {
     }
 
     fn with_window(out: File, c: Compression, mtime: u64, window_log: u32) -> io::Result<Self> {
-        let mut z =
-            zstd::stream::write::Encoder::new(HashingWriter::new(BufWriter::new(out)), c.level)?;
-        z.multithread(c.threads.max(1))?;
-        z.long_distance_matching(true)?;
-        z.window_log(window_log)?;
-        z.include_checksum(true)?;
-        z.include_contentsize(false)?;
+        let params = [
+            CParameter::CompressionLevel(c.level),
+            CParameter::NbWorkers(c.threads.max(1)),
+            CParameter::EnableLongDistanceMatching(true),
+            CParameter::WindowLog(window_log),
+            CParameter::ChecksumFlag(true),
+            CParameter::ContentSizeFlag(false),
+        ];
+        let compressed = Arc::new(AtomicU64::new(0));
+        let out = HashingWriter::new(BufWriter::new(out));
+        let z = crate::zwrite::Encoder::new(out, &params, compressed.clone())?;
         Ok(Self {
             tar: tar::Builder::new(HashingWriter::new(z)),
             entries: Vec::new(),
             mtime,
+            compressed,
         })
+    }
+
+    /// The bytes of the tar stream compressed so far, for a progress bar on another thread:
+    /// in multithreaded mode most are compressed in [`LayerWriter::finish`].
+    pub fn compressed(&self) -> Arc<AtomicU64> {
+        self.compressed.clone()
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -22,6 +22,7 @@ pub mod sign;
 pub mod stub;
 pub mod toc;
 pub mod writer;
+mod zwrite;
 
 pub use digest::Digest;
 pub use error::{Error, Result};

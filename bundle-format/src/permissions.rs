@@ -100,20 +100,9 @@ impl FromStr for Permission {
         };
         match (name, value) {
             ("network", None) => Ok(Self::Network),
-            ("network", Some(v)) => {
-                let mut ports = Vec::new();
-                for part in v.split(',') {
-                    let port = part
-                        .strip_prefix("tcp:")
-                        .and_then(|p| p.parse::<u16>().ok())
-                        .filter(|p| *p != 0)
-                        .ok_or_else(|| bad(s, "want network=tcp:PORT[,tcp:PORT...]"))?;
-                    ports.push(port);
-                }
-                ports.sort_unstable();
-                ports.dedup();
-                Ok(Self::NetworkTcp(ports))
-            }
+            ("network", Some(v)) => parse_ports(v)
+                .map(Self::NetworkTcp)
+                .map_err(|why| bad(s, why)),
             ("filesystem", Some(v)) => parse_filesystem(s, v),
             ("socket", Some(v)) => Socket::parse(v)
                 .map(Self::Socket)
@@ -124,6 +113,33 @@ impl FromStr for Permission {
             _ => Err(bad(s, "known permissions are network, network=tcp:PORT, filesystem=..., socket=..., device=...")),
         }
     }
+}
+
+/// The accepted forms of the network permission, for messages.
+pub const NETWORK_FORMS: &str =
+    "`network` (the whole network) or `network=tcp:PORT[,tcp:PORT...]` \
+     (those TCP ports, 1-65535); in a recipe, network = true, false or \"tcp:443,tcp:80\"";
+
+/// The value of `network=VALUE`: TCP ports, sorted, once each; else why not.
+pub fn parse_ports(v: &str) -> Result<Vec<u16>, String> {
+    let mut ports = Vec::new();
+    for part in v.split(',') {
+        let port = part
+            .strip_prefix("tcp:")
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p != 0)
+            .ok_or_else(|| {
+                let what = match v.contains("tcp:") {
+                    true => format!("{part:?} is not a TCP port"),
+                    false => format!("{v:?} is not a list of TCP ports"),
+                };
+                format!("{what}: the accepted forms are {NETWORK_FORMS}")
+            })?;
+        ports.push(port);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    Ok(ports)
 }
 
 fn parse_filesystem(s: &str, v: &str) -> Result<Permission, BadPermission> {

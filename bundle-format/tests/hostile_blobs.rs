@@ -48,7 +48,12 @@ fn blob_bytes_are_checked_before_they_are_decompressed() {
     std::fs::write(&path, &bytes).unwrap();
     let (v, x) = refused_file(root.path(), &path, true);
     for e in [v, x] {
-        assert!(e.starts_with("layer app is damaged: sha256"), "{e}");
+        assert!(
+            e.starts_with(
+                "layer app is damaged: its bytes do not match the recorded digest sha256:"
+            ),
+            "{e}"
+        );
     }
 }
 

@@ -199,9 +199,24 @@ impl LaunchError {
                 (Call::MountProc, libc::EPERM) => Some("a fresh /proc cannot be mounted: is /proc partly hidden by other mounts (as in some containers)?".into()),
                 _ => None,
             },
+            Self::Data(userdata::DataError::Unpack { bundle, source, .. })
+                if source.is_damage() =>
+            {
+                Some(damaged(bundle))
+            }
+            Self::Bundle { path, source } if source.is_damage() => Some(damaged(path)),
             _ => None,
         }
     }
+}
+
+/// The advice for a bundle file whose bytes are wrong (the layer cache is not to blame).
+fn damaged(bundle: &std::path::Path) -> String {
+    format!(
+        "the bundle file {0} is damaged (a download cut short, a disk error or a changed byte): \
+         get it again or pack it again; `capsa verify {0}` checks every byte",
+        bundle.display()
+    )
 }
 
 #[cfg(test)]

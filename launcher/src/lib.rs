@@ -31,6 +31,6 @@ pub use error::{Call, ChildError, LaunchError};
 pub use landlock::{Enforced, Kernel, Missing, Outcome};
 pub use missing::{Lookup, MissingPath, TraceOutcome};
 pub use report::{Claims, Layers, Network, Report, SocketRefusal};
-pub use run::{App, Child, Command, ExitStatus, Replaced, Source};
+pub use run::{App, Before, Child, Command, ExitStatus, Note, Replaced, Source};
 pub use spec::RunOptions;
 pub use userdata::policy::{Changes, Grants, Key, Permission};

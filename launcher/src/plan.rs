@@ -182,11 +182,28 @@ pub struct Dirs {
     pub hidden: Vec<PathBuf>,
 }
 
-/// A grant that could not be honoured, for the report.
+/// A grant that could not be honoured: shown in the report, and as a warning before the app
+/// starts (it runs without it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
     Missing { grant: String, path: PathBuf },
     NoDisplay,
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing { grant, path } => write!(
+                f,
+                "{grant}: {} does not exist on the host, not exposed",
+                path.display()
+            ),
+            Self::NoDisplay => f.write_str(
+                "socket=x11: DISPLAY is not set, so there is no display to give (start the app \
+                 from a graphical session, or set DISPLAY)",
+            ),
+        }
+    }
 }
 
 /// The whole sandbox.

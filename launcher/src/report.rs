@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::landlock::{Kernel, Missing, Outcome};
-use crate::plan::{BindWhy, Fallback, Namespace, Note, Plan, RootMode, Step};
+use crate::plan::{BindWhy, Fallback, Namespace, Plan, RootMode, Step};
 use crate::seccomp::{NetGap, SeccompPolicy};
 
 /// The `trace` row under `--trace-missing` (the plan's only difference).
@@ -365,18 +365,7 @@ impl Report {
             "set (setuid and file capabilities cannot raise privileges)".into(),
         );
         for n in &plan.notes {
-            row(
-                "note",
-                match n {
-                    Note::Missing { grant, path } => format!(
-                        "{grant}: {} does not exist on the host, not exposed",
-                        path.display()
-                    ),
-                    Note::NoDisplay => {
-                        "socket=x11: DISPLAY is not set, so there is no display to give".into()
-                    }
-                },
-            );
+            row("note", n.to_string());
         }
         let claims = Claims::new(plan, seccomp, landlock);
         rows.insert(1, ("network".to_owned(), network_text(&claims)));

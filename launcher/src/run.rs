@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use userdata::cache::gc::{self, InUse};
 use userdata::cache::LayerCache;
 use userdata::state::AppState;
 use userdata::{dirs, Grants};
@@ -20,6 +21,7 @@ pub use crate::app::{App, Source};
 use crate::child::{ChildArgs, Message};
 use crate::error::{Call, LaunchError};
 use crate::host::{Host, RealFs};
+pub use crate::plan::Note;
 use crate::plan::{plan, Dirs, Fallback, Namespace, Plan, Root, RootMode};
 use crate::report::{Layers, Report};
 use crate::seccomp::{Ids, NetFilter, SeccompPolicy};
@@ -42,6 +44,16 @@ const FORWARDED: &[Signal] = &[
 
 fn sys_err(call: &'static str) -> impl FnOnce(nix::Error) -> LaunchError {
     move |source| LaunchError::Sys { call, source }
+}
+
+/// What the launcher tells its caller once the sandbox is set up, before the app execs.
+#[derive(Debug)]
+pub enum Before<'a> {
+    /// What the sandbox enforces (only with [`Command::report`]).
+    Report(&'a Report),
+    /// A grant the host cannot honour (`socket=x11` with no `DISPLAY`, a socket, device or
+    /// path the host does not have): the app starts without it.
+    Unmet(&'a Note),
 }
 
 /// A sandboxed app to start.
@@ -72,20 +84,32 @@ impl Command {
         self.options = o;
         self
     }
-    /// Print what the sandbox enforces (through `on_report`) before the app starts.
+    /// Print what the sandbox enforces (through `before`) before the app starts.
     pub fn report(&mut self, on: bool) -> &mut Self {
         self.report = on;
         self
     }
 
-    /// Starts the sandbox; `on_report` receives the report (only with `report(true)`) before
-    /// the app execs. Where overlayfs cannot be mounted (or `CAPSA_OVERLAY=off`), the root is
-    /// the layers merged read-only, and the report says so.
-    pub fn spawn(&self, on_report: &mut dyn FnMut(&Report)) -> Result<Child, LaunchError> {
+    /// Starts the sandbox; before the app execs, `before` receives each grant the host cannot
+    /// honour, then the report (only with `report(true)`). Where overlayfs cannot be mounted
+    /// (or `CAPSA_OVERLAY=off`), the root is the layers merged read-only, and the report says
+    /// so.
+    pub fn spawn(&self, before: &mut dyn FnMut(Before<'_>)) -> Result<Child, LaunchError> {
         let cache_root = dirs::cache_dir();
         let scratch = cache_root.join("mnt");
         dirs::private_dir(&scratch)?;
         let app = &self.app;
+        // A bundle file's layers come from the cache: `capsa gc` leaves them while this runs.
+        let mut in_use = match app.is_installed() {
+            true => InUse::default(),
+            false => gc::hold(
+                &cache_root,
+                app.manifest
+                    .layers
+                    .iter()
+                    .map(|l| gc::layer_lock(&l.digest)),
+            )?,
+        };
         let (trees, layers) = app.trees(&cache_root)?;
         let spec = SandboxSpec::new(
             &app.manifest,
@@ -142,16 +166,16 @@ impl Command {
             }
         };
         if std::env::var("CAPSA_OVERLAY").is_ok_and(|v| v == "off") {
+            in_use.extend(gc::hold(&cache_root, [gc::merged_lock(&app.digest)])?);
             dirs.root.mode =
                 self.read_only_root(&spec, &host, &dirs, &trees, Fallback::Disabled)?;
             dirs.root.lowers.clear();
         }
         let st = state.as_ref();
-        let first = self.launch(
-            &spec, &host, &dirs, &seccomp, &scratch, layers, st, on_report,
-        );
+        let first = self.launch(&spec, &host, &dirs, &seccomp, &scratch, layers, st, before);
         let mut child = match first {
             Err(LaunchError::Child(e)) if e.call == Call::MountOverlay => {
+                in_use.extend(gc::hold(&cache_root, [gc::merged_lock(&app.digest)])?);
                 dirs.root.mode = self.read_only_root(
                     &spec,
                     &host,
@@ -160,14 +184,13 @@ impl Command {
                     Fallback::Unavailable(e.errno),
                 )?;
                 dirs.root.lowers.clear();
-                self.launch(
-                    &spec, &host, &dirs, &seccomp, &scratch, layers, st, on_report,
-                )?
+                self.launch(&spec, &host, &dirs, &seccomp, &scratch, layers, st, before)?
             }
             other => other?,
         };
         child.state = state;
         child.replaced = replaced;
+        child.in_use = in_use;
         Ok(child)
     }
 
@@ -202,7 +225,7 @@ impl Command {
         scratch: &Path,
         layers: Layers,
         state: Option<&AppState>,
-        on_report: &mut dyn FnMut(&Report),
+        before: &mut dyn FnMut(Before<'_>),
     ) -> Result<Child, LaunchError> {
         let mut plan = plan(spec, host, dirs, &RealFs)?;
         plan.landlock.abi_cap = std::env::var("CAPSA_LANDLOCK_ABI")
@@ -258,6 +281,7 @@ impl Command {
             created: Vec::new(),
             replaced: Vec::new(),
             trace: plan.trace_missing,
+            in_use: InUse::default(),
         };
 
         let mut failure = None;
@@ -278,14 +302,17 @@ impl Command {
                 }
                 Ok(Message::Landlock(outcome)) => {
                     if let Some(w) = go_w.take() {
+                        for n in &plan.notes {
+                            before(Before::Unmet(n));
+                        }
                         if self.report {
-                            on_report(&Report::new(
+                            before(Before::Report(&Report::new(
                                 &spec.app.to_string(),
                                 &plan,
                                 seccomp,
                                 layers,
                                 Some(&outcome),
-                            ));
+                            )));
                         }
                         let _ = File::from(w).write_all(b"g");
                     }
@@ -314,8 +341,8 @@ impl Command {
     }
 
     /// Starts the sandbox and waits for the app.
-    pub fn status(&self, on_report: &mut dyn FnMut(&Report)) -> Result<ExitStatus, LaunchError> {
-        self.spawn(on_report)?.wait()
+    pub fn status(&self, before: &mut dyn FnMut(Before<'_>)) -> Result<ExitStatus, LaunchError> {
+        self.spawn(before)?.wait()
     }
 }
 

@@ -73,6 +73,8 @@ pub struct Child {
     pub(crate) replaced: Vec<Replaced>,
     /// pid 1 traces the app and sends its misses behind the status.
     pub(crate) trace: bool,
+    /// The cache entries the run uses, locked against `capsa gc` until it ends.
+    pub(crate) in_use: userdata::cache::gc::InUse,
 }
 
 impl Child {

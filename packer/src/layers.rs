@@ -40,6 +40,30 @@ pub struct LayerPlan {
 }
 
 impl LayerPlan {
+    /// About the bytes of this layer's tar stream (what zstd compresses): a 512-byte header an
+    /// entry, its content padded to 512, GNU long-name and long-link entries, the 1024-byte end.
+    pub fn tar_size_estimate(&self) -> u64 {
+        let block = |n: u64| n.div_ceil(512) * 512;
+        let long = |len: usize| match len > 100 {
+            true => 512 + block(len as u64 + 1),
+            false => 0,
+        };
+        let entries: u64 = self
+            .entries
+            .iter()
+            .map(|(path, e)| {
+                let (size, target) = match e {
+                    Planned::File { size, .. } => (*size, 0),
+                    Planned::Symlink { target } => (0, target.len()),
+                    Planned::Hardlink { target } => (0, target.as_str().len()),
+                    Planned::Dir => (0, 0),
+                };
+                512 + block(size) + long(path.as_str().len()) + long(target)
+            })
+            .sum();
+        entries + 1024
+    }
+
     pub fn content_size(&self) -> u64 {
         self.entries
             .values()

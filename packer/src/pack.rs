@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bundle_format::layer::compress_meta;
 use bundle_format::manifest::{Desktop, LAYER_MEDIA_TYPE, SCHEMA};
@@ -42,10 +43,13 @@ pub struct PackOptions {
     pub trace_helper: Option<crate::traced::TraceHelper>,
 }
 
-/// Receives progress while packing (bytes of file content written).
+/// Receives progress while packing: the bytes of the layers' tar streams zstd has compressed
+/// (not merely read: at high levels most of the time is spent after the last file was read),
+/// of about `total_bytes` in all.
 pub trait Progress {
     fn start(&mut self, _total_bytes: u64) {}
-    fn advance(&mut self, _bytes: u64) {}
+    /// The bytes compressed so far (it only grows).
+    fn compressed(&mut self, _bytes: u64) {}
     fn finish(&mut self) {}
 }
 
@@ -298,27 +302,36 @@ pub fn pack(
         add_loader_cache(&mut set, &facts.cache_entries, tmp.path(), created)?;
     }
     let plans = plan(&set.items)?;
-    progress.start(plans.iter().map(|p| p.content_size()).sum());
+    progress.start(plans.iter().map(|p| p.tar_size_estimate()).sum());
 
     // Layers are independent: write them at once (a layer below zstd's job size, 4 windows,
     // is one job, so this is what keeps every core busy). From level 17 up, zstd's match
     // tables take over 100 MiB a layer: write those one after another, to keep memory flat.
     // The output does not depend on it.
-    let done = AtomicU64::new(0);
+    // Each layer's writer publishes its counter of bytes compressed here.
+    let counters: Vec<OnceLock<Arc<AtomicU64>>> = plans.iter().map(|_| OnceLock::new()).collect();
+    let compressed = || -> u64 {
+        counters
+            .iter()
+            .filter_map(|c| c.get())
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    };
     let at_once = if opts.compression.level >= 17 {
         1
     } else {
         plans.len().max(1)
     };
     let mut results: Vec<Result<WrittenLayer, PackError>> = Vec::new();
-    for batch in plans.chunks(at_once) {
+    for (batch, slots) in plans.chunks(at_once).zip(counters.chunks(at_once)) {
         results.extend(std::thread::scope(|scope| {
             let handles: Vec<_> = batch
                 .iter()
-                .map(|lp| scope.spawn(|| write_layer(lp, tmp.path(), opts, created, &done)))
+                .zip(slots)
+                .map(|(lp, slot)| scope.spawn(|| write_layer(lp, tmp.path(), opts, created, slot)))
                 .collect();
             while !handles.iter().all(|h| h.is_finished()) {
-                progress.advance(done.swap(0, Ordering::Relaxed));
+                progress.compressed(compressed());
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             handles
@@ -327,7 +340,7 @@ pub fn pack(
                 .collect::<Vec<_>>()
         }));
     }
-    progress.advance(done.swap(0, Ordering::Relaxed));
+    progress.compressed(compressed());
     let mut layers = Vec::new();
     let mut blobs: Vec<(Digest, BlobData)> = Vec::new();
     for r in results {
@@ -484,17 +497,17 @@ fn add_loader_cache(
     Ok(())
 }
 
-/// Writes one planned layer into `dir`; returns its manifest entry and its two blobs (TOC and
-/// layer). `done` counts content bytes written, for the progress bar.
 /// A layer written to disk: its manifest entry and its blobs (layer and TOC).
 type WrittenLayer = (Layer, Vec<(Digest, BlobData)>);
 
+/// Writes one planned layer into `dir`; returns its manifest entry and its two blobs (TOC and
+/// layer). The writer's counter of bytes compressed goes into `progress`, for the bar.
 fn write_layer(
     lp: &LayerPlan,
     dir: &Path,
     opts: &PackOptions,
     created: u64,
-    done: &AtomicU64,
+    progress: &OnceLock<Arc<AtomicU64>>,
 ) -> Result<WrittenLayer, PackError> {
     let name = lp.role.as_str();
     let werr = |source| PackError::WriteLayer {
@@ -506,6 +519,7 @@ fn write_layer(
     // Headers and padding: at most a few 512-byte blocks an entry (long names, links).
     let expected = lp.content_size() + lp.entries.len() as u64 * 2048 + 1024;
     let mut w = LayerWriter::for_size(file, opts.compression, created, expected).map_err(werr)?;
+    let _ = progress.set(w.compressed());
     for (path, entry) in &lp.entries {
         match entry {
             Planned::Dir => w.add_dir(path).map_err(werr)?,
@@ -527,7 +541,6 @@ fn write_layer(
                     .map_or(*mtime, |sde| (*mtime).min(sde));
                 w.add_file_at(path, *executable, mtime, *size, f)
                     .map_err(read_err)?;
-                done.fetch_add(*size, Ordering::Relaxed);
             }
         }
     }

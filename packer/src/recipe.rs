@@ -117,7 +117,10 @@ impl Default for Capture {
 
 /// `network` is a boolean or a port list such as `"tcp:443,tcp:80"`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "network must be true, false, or a list of TCP ports such as \"tcp:443,tcp:80\""
+)]
 pub enum NetworkSetting {
     All(bool),
     Ports(String),
@@ -268,14 +271,14 @@ impl Recipe {
         match &p.network {
             None | Some(NetworkSetting::All(false)) => {}
             Some(NetworkSetting::All(true)) => texts.push("network".to_owned()),
-            Some(NetworkSetting::Ports(s)) if s.starts_with("tcp:") => {
-                texts.push(format!("network={s}"))
-            }
-            Some(NetworkSetting::Ports(s)) => {
-                return Err(self.bad(format!(
-                    "permissions: network = {s:?}: want true, false, or a port list such as \"tcp:443,tcp:80\""
-                )))
-            }
+            Some(NetworkSetting::Ports(s)) => match bundle_format::permissions::parse_ports(s) {
+                Ok(_) => texts.push(format!("network={s}")),
+                Err(_) => {
+                    return Err(self.bad(format!(
+                        "permissions: network = {s:?}: want true, false, or a list of TCP ports such as \"tcp:443,tcp:80\""
+                    )))
+                }
+            },
         }
         texts.extend(p.filesystem.iter().map(|f| format!("filesystem={f}")));
         texts.extend(p.sockets.iter().map(|s| format!("socket={s}")));

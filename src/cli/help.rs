@@ -138,7 +138,23 @@ SEE ALSO
 capsa.toml(5)
 ";
 
-pub(crate) const RUN: &str = "EXAMPLES
+pub(crate) const RUN: &str = "APP AND ITS ARGUMENTS
+A name with a / or ending in .capsa is a bundle file (a missing one is an error naming it);
+anything else is the id of an installed app, never a file in the current directory.
+Everything after APP goes to the app, options too: capsa run APP --version runs the app with
+--version. Put capsa's own options before APP. A -- right after APP is optional and not
+passed on (capsa run APP -- -- x passes -- x).
+
+CONSENT
+Declining is not an error: the app starts with the grants agreed to (at least the safe
+default), and capsa says which ones it withheld and how to give them.
+
+HOST SOCKETS
+A grant the host cannot honour is not faked: socket=x11 with no DISPLAY set, or a Wayland,
+PulseAudio, PipeWire or session-bus socket, a device or a path the host does not have. capsa
+warns before the app starts, naming the variable or path, and the app starts without it.
+
+EXAMPLES
   capsa run org.python.Python3-3.11.capsa -- -c 'import ssl; print(ssl.OPENSSL_VERSION)'
       Run a bundle file, with arguments for the app after --.
   capsa run org.python.Python3 -- -V
@@ -156,7 +172,8 @@ pub(crate) const RUN: &str = "EXAMPLES
 
 EXIT STATUS
   N
-      The app's own exit status; 128+N when it was killed by signal N.
+      The app's own exit status; 128+N when it was killed by signal N (also when you
+      declined a grant: the app ran without it).
   125
       capsa failed: a usage error, a bundle that does not verify, a sandbox that cannot be
       set up (the message says which, and often what to do).

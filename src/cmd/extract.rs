@@ -10,8 +10,7 @@ use crate::cli::ExtractArgs;
 use crate::output::{bar, size};
 
 pub fn run(a: ExtractArgs) -> anyhow::Result<ExitCode> {
-    let b = Bundle::open(&a.bundle)
-        .with_context(|| format!("cannot open bundle {}", a.bundle.display()))?;
+    let b = super::bundle_file::open(&a.bundle)?;
     extract_opened(&b, &a.bundle, &a.dir)
 }
 

@@ -67,9 +67,16 @@ fn stub_text(s: &StubState) -> Option<String> {
     })
 }
 
+/// The manifest's `created`: the SOURCE_DATE_EPOCH it was packed with, or 0 for none.
+fn created_text(created: u64) -> String {
+    match created {
+        0 => "not recorded (packed without SOURCE_DATE_EPOCH)".into(),
+        t => format!("{} (SOURCE_DATE_EPOCH {t})", crate::output::utc(t)),
+    }
+}
+
 pub fn run(a: InspectArgs) -> anyhow::Result<ExitCode> {
-    let b = Bundle::open(&a.bundle)
-        .with_context(|| format!("cannot open bundle {}", a.bundle.display()))?;
+    let b = super::bundle_file::open(&a.bundle)?;
     show(&b, &a, &a.bundle)
 }
 
@@ -123,6 +130,7 @@ pub fn show(b: &Bundle, a: &InspectArgs, name: &Path) -> anyhow::Result<ExitCode
         outln!("  stub         {t}");
     }
     outln!("  unpacked     {}", size(m.unpacked_size()));
+    outln!("  created      {}", created_text(m.created));
     outln!("  command      {}", m.command.join(" "));
     let grants: Vec<String> = m.permissions.grants.iter().map(|g| g.to_string()).collect();
     outln!(

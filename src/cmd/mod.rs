@@ -1,7 +1,9 @@
 //! One module per subcommand; each turns arguments into a library call and prints the result.
 
+mod bundle_file;
 mod capture;
 mod extract;
+mod gc;
 mod inspect;
 mod keygen;
 mod pack;
@@ -31,6 +33,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reset(a) => store::reset(a),
         Command::Diff(a) => store::diff(a),
         Command::Integrate(a) => store::integrate(a),
+        Command::Gc(a) => gc::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Extract(a) => extract::run(a),

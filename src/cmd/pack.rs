@@ -12,7 +12,7 @@ use packer::pack::{report_by_layer, source_date_epoch_from_env};
 use packer::{PackOptions, Recipe};
 
 use crate::cli::PackArgs;
-use crate::output::{bar, size, PackBar};
+use crate::output::{size, PackBar};
 
 /// This binary as the tracee's helper: `capsa __trace-exec -- ARGV`.
 pub fn trace_helper() -> Option<packer::TraceHelper> {
@@ -79,7 +79,7 @@ pub fn run(a: PackArgs) -> anyhow::Result<ExitCode> {
         ld_cache: None,
         trace_helper: trace_helper(),
     };
-    let mut progress = PackBar(bar("packing"));
+    let mut progress = PackBar::new("compressing");
     let mut packed = packer::pack(&recipe, &opts, &mut progress)
         .with_context(|| format!("cannot pack {}", a.recipe.display()))?;
     let stub = match &staging {

@@ -43,7 +43,7 @@ fn user_client(bar: &ProgressBar) -> Client {
 
 /// Whether `capsa install TARGET` names an app of a remote rather than a bundle file: with
 /// `--remote` or `--channel` always; otherwise when no file of that name exists and the name
-/// is an app id.
+/// is an app id without a `/` or the `.capsa` suffix (which make it a file, as for `run`).
 pub fn is_app_id_target(a: &InstallArgs) -> bool {
     if a.remote.is_some() || a.channel.is_some() {
         return true;
@@ -53,6 +53,7 @@ pub fn is_app_id_target(a: &InstallArgs) -> bool {
     };
     std::fs::symlink_metadata(&a.target).is_err()
         && !s.contains('/')
+        && !s.ends_with(".capsa")
         && bundle_format::manifest::validate_app_id(s).is_ok()
 }
 

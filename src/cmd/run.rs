@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use launcher::{
-    App, Changes, Command, LaunchError, Lookup, Permission, RunOptions, Source, TraceOutcome,
+    App, Before, Changes, Command, LaunchError, Lookup, Permission, RunOptions, Source,
+    TraceOutcome,
 };
 use userdata::consent::{self, Answer};
 use userdata::Grants;
@@ -33,7 +34,12 @@ fn launch_fail(e: LaunchError) -> ExitCode {
 /// A name with a `/` or the `.capsa` suffix is a file; anything else an installed app.
 fn source(name: &str) -> anyhow::Result<Source> {
     if name.contains('/') || name.ends_with(".capsa") {
-        return Ok(Source::Bundle(PathBuf::from(name)));
+        let path = PathBuf::from(name);
+        if path.symlink_metadata().is_err() {
+            let why = " (a name with a `/` or ending in .capsa is a bundle file)";
+            return Err(super::bundle_file::missing(&path, why));
+        }
+        return Ok(Source::Bundle(path));
     }
     let layout = store::Layout::user();
     let r = store::Release::current(&layout, name)?;
@@ -216,7 +222,26 @@ fn print_missing(o: &TraceOutcome, json: bool) {
     }
 }
 
+/// The app's name and its arguments, from `APP [--] ARGS...`: a `--` right after the name is
+/// optional and dropped, whatever follows it is the app's.
+fn split(words: Vec<String>) -> Option<(String, Vec<String>)> {
+    let mut words = words.into_iter();
+    let app = words.next()?;
+    let mut args: Vec<String> = words.collect();
+    if args.first().is_some_and(|a| a == "--") {
+        args.remove(0);
+    }
+    Some((app, args))
+}
+
 pub fn run(a: RunArgs) -> ExitCode {
+    let Some((name, args)) = split(a.app) else {
+        return fail(
+            anyhow::anyhow!("capsa run needs an app: a bundle file or an app id"),
+            125,
+            None,
+        );
+    };
     let key = match a
         .key
         .as_deref()
@@ -226,7 +251,7 @@ pub fn run(a: RunArgs) -> ExitCode {
         Ok(k) => k,
         Err(e) => return fail(e.into(), 125, None),
     };
-    let src = match source(&a.app) {
+    let src = match source(&name) {
         Ok(s) => s,
         Err(e) => return fail(e, 125, None),
     };
@@ -245,7 +270,7 @@ pub fn run(a: RunArgs) -> ExitCode {
     let options = RunOptions {
         command: a.command,
         env: a.env,
-        args: a.args,
+        args,
         ephemeral: a.ephemeral,
         require_landlock: a.require_landlock,
         open_files: a.open_files,
@@ -254,7 +279,10 @@ pub fn run(a: RunArgs) -> ExitCode {
     let mut cmd = Command::new(app);
     cmd.grants(g).options(options).report(a.report);
     let json = a.json;
-    let child = match cmd.spawn(&mut |r| print_report(r, json)) {
+    let child = match cmd.spawn(&mut |b| match b {
+        Before::Unmet(n) => eprintln!("capsa: warning: {n}; the app starts without it"),
+        Before::Report(r) => print_report(r, json),
+    }) {
         Ok(c) => c,
         Err(e) => return launch_fail(e),
     };

@@ -77,7 +77,11 @@ fn run(a: StubArgs, name: &Path) -> ExitCode {
         return ExitCode::from(125);
     }
     super::run::run(RunArgs {
-        app: SELF_EXE.into(),
+        // The `--` keeps the app's first argument its own, whatever it is.
+        app: [SELF_EXE.to_owned(), "--".to_owned()]
+            .into_iter()
+            .chain(a.app_args)
+            .collect(),
         yes: a.yes,
         open_files: false,
         allow: Vec::new(),
@@ -90,7 +94,6 @@ fn run(a: StubArgs, name: &Path) -> ExitCode {
         env: Vec::new(),
         key: None,
         require_landlock: false,
-        args: a.app_args,
     })
 }
 

@@ -91,7 +91,7 @@ pub fn install(a: InstallArgs) -> anyhow::Result<ExitCode> {
         .map(bundle_format::PublicKey::load)
         .transpose()?;
     if std::fs::symlink_metadata(&a.target).is_err() {
-        bail!("no such file: {}", a.target.display());
+        return Err(super::bundle_file::missing(&a.target, ""));
     }
     let name = a.target.display().to_string();
     match install_file(&a.target, &name, trusted, a.default_for, a.yes)? {

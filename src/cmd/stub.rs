@@ -155,7 +155,7 @@ pub fn describe(note: &StubNote) -> String {
 pub fn pack_from(a: &PackArgs, from: &Path) -> anyhow::Result<ExitCode> {
     let out = a.output.as_deref().context("--from needs --output")?;
     let keys = load_keys(&a.sign)?;
-    let b = Bundle::open(from).with_context(|| format!("cannot open bundle {}", from.display()))?;
+    let b = super::bundle_file::open(from)?;
     b.check_signatures(None)
         .with_context(|| format!("bad signature in {}", from.display()))?;
     let note = write(out, &b, a.stub.as_deref(), &keys)?;
@@ -191,8 +191,7 @@ pub fn pack_from(a: &PackArgs, from: &Path) -> anyhow::Result<ExitCode> {
 
 /// `capsa strip-stub BUNDLE -o OUT`.
 pub fn strip(a: StripStubArgs) -> anyhow::Result<ExitCode> {
-    let b = Bundle::open(&a.bundle)
-        .with_context(|| format!("cannot open bundle {}", a.bundle.display()))?;
+    let b = super::bundle_file::open(&a.bundle)?;
     stub::write_plain(&a.output, &b)
         .with_context(|| format!("cannot write {}", a.output.display()))?;
     match b.stub_len() {

@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use bundle_format::stub::StubCheck;
 use bundle_format::{Bundle, Digest, PublicKey, SignatureState, StubNote};
 
@@ -98,6 +97,15 @@ pub fn verify_named(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let key = key.map(PublicKey::load).transpose()?;
+    if path.symlink_metadata().is_err() {
+        let e = super::bundle_file::missing(name, "");
+        if !json {
+            return Err(e);
+        }
+        let v = serde_json::json!({"ok": false, "error": e.to_string()});
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::from(1));
+    }
     let result = check(path, key.as_ref());
     let same = match &result {
         Ok(Verified { stub: Some(s), .. }) => is_own_elf(&s.note.elf_sha256),
@@ -113,7 +121,10 @@ pub fn verify_named(
             }),
             Err(e) => serde_json::json!({
                 "ok": false,
-                "error": format!("{} failed verification: {}", name.display(), chain(e)),
+                "error": match e {
+                    bundle_format::Error::Open { .. } => chain(e),
+                    e => format!("{} failed verification: {}", name.display(), chain(e)),
+                },
             }),
         };
         outln!("{}", serde_json::to_string_pretty(&v)?);
@@ -123,7 +134,11 @@ pub fn verify_named(
             ExitCode::from(1)
         });
     }
-    let r = result.with_context(|| format!("{} failed verification", name.display()))?;
+    let r = result.map_err(|e| match e {
+        // Its message names the file, and says why it cannot be opened.
+        bundle_format::Error::Open { .. } => anyhow::Error::new(e),
+        e => anyhow::Error::new(e).context(format!("{} failed verification", name.display())),
+    })?;
     let m = r.bundle.manifest();
     outln!(
         "{}: ok ({} {}, {}, manifest {})",
@@ -143,7 +158,7 @@ pub fn verify_named(
             )
         };
         outln!(
-            "  stub: capsa {}, sha256 {}, matches its record; {}; {this}",
+            "  stub: capsa {}, ELF {}, matches its record; {}; {this}",
             s.note.capsa_version,
             s.note.elf_sha256,
             signature_text(&s.signature, "unsigned (integrity only)"),

@@ -10,6 +10,7 @@
 pub mod dialog;
 pub mod error;
 pub mod export;
+pub mod gc;
 pub mod install;
 pub mod layout;
 pub mod local;

@@ -10,8 +10,9 @@ pub enum DataError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// A layer of a bundle did not match its table of contents while it was unpacked.
-    #[error("{bundle} is damaged: layer {layer} does not match its table of contents")]
+    /// A layer of a bundle could not be unpacked: its bytes are damaged
+    /// ([`bundle_format::Error::is_damage`]) or the cache could not be written.
+    #[error("cannot unpack {bundle}")]
     Unpack {
         bundle: PathBuf,
         layer: String,

@@ -50,7 +50,8 @@ const fn libc_o_nofollow() -> i32 {
     nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_CLOEXEC.bits()
 }
 
-fn same_file(f: &File, p: &Path) -> bool {
+/// Whether `f` is the file at `p` now (not one unlinked or replaced since it was opened).
+pub(crate) fn same_file(f: &File, p: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (f.metadata(), fs::symlink_metadata(p)) {
         (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),

@@ -198,3 +198,44 @@ SEE ALSO
 capsa-run(1), capsa-install(1)
 "
 );
+
+pub(crate) const GC: &str = concat!(
+    "WHAT IS KEPT
+The layers an installed app's current or previous release names (an installed app runs
+from the store in $XDG_DATA_HOME/capsa, which its uninstall cleans; its cached copy is kept
+for the bundle file), and every entry a running sandbox uses: each run holds a lock on the
+entries it uses until it ends, and gc never waits for one. A bundle file run again after gc
+is unpacked again.
+
+CRASH SAFETY
+An entry leaves its place in one rename into a .gc-* directory beside it before it is
+deleted: a gc killed half-way leaves that directory, never part of an entry, and the next gc
+removes it.
+
+EXAMPLES
+  capsa gc --dry-run
+      List what the layer cache holds that nothing needs, and the space it takes.
+  capsa gc
+      Free it: the layers of bundle files no installed app names, merged roots, leftovers.
+  capsa gc --json
+      The same, as JSON for scripts.
+
+",
+    exit_usual!(),
+    "
+ENVIRONMENT
+  XDG_CACHE_HOME
+      Where the layer cache is: $XDG_CACHE_HOME/capsa (default ~/.cache/capsa).
+  XDG_DATA_HOME
+      Where the store is, whose installed apps' layers are kept.
+
+FILES
+  $XDG_CACHE_HOME/capsa/layers/DIGEST/
+      The unpacked layers of bundle files: what gc frees.
+  $XDG_CACHE_HOME/capsa/locks/
+      The locks each run holds on the entries it uses.
+
+SEE ALSO
+capsa-uninstall(1), capsa-run(1), capsa-list(1)
+"
+);

@@ -19,11 +19,16 @@
 //! check (`by_content`): an entry is named by the layer digest alone, and a tree built for one
 //! TOC must never pass for another manifest's pairing of that digest with another TOC.
 //!
+//! A run holds a shared lock on each entry it uses (`$XDG_CACHE_HOME/capsa/locks`, [`gc::hold`]),
+//! so `capsa gc` ([`gc`]) never removes an entry in use.
+//!
 //! Invariants: no TOC is asked for while every seal holds, and then no thread is started
 //! (the launcher clones right after); nothing in a tree is ever written after its rename into
 //! place, not even a mode.
 
+pub mod gc;
 pub mod seal;
+mod tally;
 #[cfg(test)]
 mod tests;
 pub mod verify;
