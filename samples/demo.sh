@@ -4,8 +4,10 @@
 # throw-away store and run it by its id.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release --locked --quiet
+source .ci/prereqs.sh
+capsa_prereqs
+echo "== building capsa (release, one static file; the first build takes a few minutes)"
+cargo build --release --locked
 capsa=$PWD/target/x86_64-unknown-linux-gnu/release/capsa   # static: see .cargo/config.toml
 out=$(mktemp -d /tmp/capsa-demo.XXXXXX)
 trap 'rm -rf "$out"' EXIT
