@@ -35,7 +35,7 @@ capsa_prereqs() {
         ok=0
     fi
     local v
-    v=$(rustc --version 2>/dev/null | awk '{print $2}')
+    v=$(rustc --version 2>/dev/null | awk '{print $2}' || true)
     if ! command -v cargo >/dev/null || [ -z "$v" ]; then
         echo "capsa: missing the Rust toolchain (cargo and rustc 1.89 or later)" >&2
         echo "capsa:   install it with rustup: curl --proto '=https' -sSf https://sh.rustup.rs | sh" >&2
