@@ -77,8 +77,10 @@ fn read_exact_at(file: &File, len: u64, at: u64, what: &str) -> Result<Vec<u8>> 
     Ok(buf)
 }
 
-/// A trailer or header (`magic` tells which) of a format version newer than this reader's
-/// is [`Error::FormatTooNew`], before any other of its fields is looked at.
+/// A trailer of a format version newer than this reader's is [`Error::FormatTooNew`], before
+/// any other of its fields is looked at: the trailer is what locates everything else, so a
+/// newer format may have moved the rest. The header's version is not asked: a header whose
+/// version differs from its trailer's is a damaged header, not a newer format.
 fn check_version(part: &[u8; 64], magic: &[u8; 8]) -> Result<()> {
     let version = u16::from_le_bytes([part[8], part[9]]);
     if part[..8] == magic[..] && version > container::FORMAT_VERSION {
@@ -122,7 +124,6 @@ impl Bundle {
         let header_bytes: [u8; 64] = read_exact_at(&file, HEADER_LEN, payload_start, "header")?
             .try_into()
             .expect("64");
-        check_version(&header_bytes, &container::HEADER_MAGIC)?;
         let header = Header::decode(&header_bytes).map_err(|source| Error::Layout {
             part: "header",
             source,
