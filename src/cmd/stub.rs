@@ -144,7 +144,7 @@ pub fn describe(note: &StubNote) -> String {
         format!("signed by {}", ids.join(", "))
     };
     format!(
-        "launcher stub: capsa {}, {} ELF, sha256 {}, {signed}",
+        "launcher stub: capsa {}, {} ELF {}, {signed}",
         note.capsa_version,
         size(note.elf_len),
         note.elf_sha256
