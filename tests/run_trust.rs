@@ -22,7 +22,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
@@ -730,19 +729,7 @@ fn on_terminal(env: &Env, args: &[&str], input: &str) -> (Option<i32>, String) {
         .chain(args.iter().map(|a| a.to_string()))
         .map(|a| sh_quote(&a))
         .collect();
-    let mut c = env.command("script");
-    c.args(["-qec", &line.join(" "), "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("run script");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = common::on_terminal(env.command("script"), &line.join(" "), input);
     (o.status.code(), text(&o).replace('\r', ""))
 }
 

@@ -1055,3 +1055,18 @@ pub fn start_xvfb(log: &Path) -> (std::process::Child, String) {
     };
     (child, format!(":{n}"))
 }
+
+/// Runs `command_line` on a terminal of its own (`script`), `input` typed into it; `c` is
+/// `script` with the caller's environment set.
+pub fn on_terminal(mut c: Command, command_line: &str, input: &str) -> Output {
+    use std::io::Write;
+    c.args(["-qec", command_line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("run script");
+    let mut stdin = child.stdin.take().expect("script's input");
+    stdin.write_all(input.as_bytes()).expect("type into script");
+    drop(stdin);
+    child.wait_with_output().expect("wait for script")
+}

@@ -72,6 +72,24 @@ fn range(file: &File, from: u64, to: u64) -> Range<'_> {
 }
 
 /// Copies exactly `len` bytes, hashing them; a short source is an error.
+/// Copies the stub's ELF to `to`, and fails if it no longer hashes to the note's digest.
+fn copy_elf(bundle: &Bundle, note: &StubNote, to: &mut impl Write, what: &str) -> Result<()> {
+    let actual = copy_hashed(
+        range(bundle.file(), 0, note.elf_len),
+        to,
+        note.elf_len,
+        what,
+    )?;
+    if actual != note.elf_sha256 {
+        return Err(StubError::ElfChanged {
+            recorded: note.elf_sha256,
+            actual,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 fn copy_hashed(from: Range<'_>, to: &mut impl Write, len: u64, what: &str) -> Result<Digest> {
     let mut h = HashingReader::new(from);
     let n = io::copy(&mut h, to).map_err(read_err(what))?;
@@ -125,19 +143,7 @@ impl Bundle {
             }
             .into());
         }
-        let actual = copy_hashed(
-            range(self.file(), 0, note.elf_len),
-            &mut io::sink(),
-            note.elf_len,
-            "stub",
-        )?;
-        if actual != note.elf_sha256 {
-            return Err(StubError::ElfChanged {
-                recorded: note.elf_sha256,
-                actual,
-            }
-            .into());
-        }
+        copy_elf(self, &note, &mut io::sink(), "stub")?;
         self.check_stub_padding(note.elf_len, self.stub_len() - NOTE_LEN)?;
         let signature = note.check_signatures(trusted)?;
         // The payload is of the version this reader reads (it opened it).
@@ -266,20 +272,5 @@ pub fn write_plain(out: &Path, bundle: &Bundle) -> Result<()> {
 /// Writes `out` (mode 0755) with the ELF of `bundle`'s recorded stub, checked against `note`
 /// while it is copied (nothing is left when it does not match).
 pub fn write_stub_elf(out: &Path, bundle: &Bundle, note: &StubNote) -> Result<()> {
-    write_atomic(out, 0o755, |w| {
-        let actual = copy_hashed(
-            range(bundle.file(), 0, note.elf_len),
-            w,
-            note.elf_len,
-            "stub ELF",
-        )?;
-        if actual != note.elf_sha256 {
-            return Err(StubError::ElfChanged {
-                recorded: note.elf_sha256,
-                actual,
-            }
-            .into());
-        }
-        Ok(())
-    })
+    write_atomic(out, 0o755, |w| copy_elf(bundle, note, w, "stub ELF"))
 }
