@@ -39,28 +39,6 @@ pub fn size(n: u64) -> String {
     }
 }
 
-/// Seconds since the epoch as `2024-05-01 12:00:00 UTC` (the proleptic Gregorian calendar).
-pub fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 /// The error and its causes on one line: `a: b: c`.
 pub fn error_chain(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -131,10 +109,17 @@ impl packer::Progress for PackBar {
 
 #[cfg(test)]
 mod tests {
+    /// The dates `inspect` shows come from the repository client's formatter.
     #[test]
     fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(super::utc(1_704_164_645), "2024-01-02 03:04:05 UTC");
+        assert_eq!(repository::client::text::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(
+            repository::client::text::utc(951_782_400),
+            "2000-02-29 00:00:00 UTC"
+        );
+        assert_eq!(
+            repository::client::text::utc(1_704_164_645),
+            "2024-01-02 03:04:05 UTC"
+        );
     }
 }

@@ -71,7 +71,10 @@ fn stub_text(s: &StubState) -> Option<String> {
 fn created_text(created: u64) -> String {
     match created {
         0 => "not recorded (packed without SOURCE_DATE_EPOCH)".into(),
-        t => format!("{} (SOURCE_DATE_EPOCH {t})", crate::output::utc(t)),
+        t => format!(
+            "{} (SOURCE_DATE_EPOCH {t})",
+            repository::client::text::utc(t)
+        ),
     }
 }
 
