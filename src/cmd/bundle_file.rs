@@ -11,10 +11,12 @@ const SHOWN: usize = 5;
 
 /// Opens the bundle at `path`, or fails naming it: [`missing`] when there is no such file.
 pub fn open(path: &Path) -> anyhow::Result<Bundle> {
-    if path.symlink_metadata().is_err() {
-        return Err(missing(path, ""));
-    }
     Bundle::open(path).map_err(|e| match e {
+        bundle_format::Error::Open { ref source, .. }
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            missing(path, "")
+        }
         // Its message names the file and its source says why.
         bundle_format::Error::Open { .. } => anyhow::Error::new(e),
         e => anyhow::Error::new(e).context(format!("cannot open bundle {}", path.display())),
